@@ -1,0 +1,641 @@
+/**
+ * The conference audio mixer (RFC 4353 §5: the focus mixes media; RFC 7667 §3.6 "Media
+ * Mixing Mixer" topology). All audio is 48 kHz mono in 20 ms frames (960 samples).
+ *
+ * Each {@link AudioMixer.tick} (driven by the media ticker every 20 ms, no timers here):
+ * 1. updates voice activity for every participant (RFC 6464 level when given, else energy);
+ * 2. selects the top-N loudest active, unmuted participants (`maxSpeakers`, default 4;
+ *    the already-selected get a small bonus so near-equal voices do not flap) — only they
+ *    are mixed;
+ * 3. builds the full mix (selected speakers × their gain, plus tones for everyone) once;
+ * 4. sends: every **selected** speaker gets its own encode of the mix minus itself; every
+ *    other listener shares **one** encode per codec group (codec + clock rate + ptime +
+ *    encoder settings) — so encodes per tick = speakers + groups, not participants.
+ *
+ * Clipping: the sum goes through a soft knee — linear up to ±24576 (−2.5 dBFS), above that
+ * `knee + (32767 − knee)·tanh(excess / (32767 − knee))`, so it never exceeds 16 bits and has
+ * no corner.
+ *
+ * Shared ↔ own encoder switch (Opus is stateful): a participant's own encoder is created
+ * lazily the first time it is selected, kept while it is used, and closed after
+ * `ownEncoderIdleTicks` unused ticks. Each time it starts being used again it is reset
+ * (OPUS_RESET_STATE), so its first packet is coded independently (CELT intra energy, SILK
+ * without conditional coding) and the receiver's decoder — which was following the shared
+ * encoder — switches cleanly. The way back (own → shared) joins a stream already in
+ * progress: the decoder's inter-frame prediction briefly mismatches (a frame or two of
+ * slight coloration), the packets stay valid. RTP continuity (sequence, timestamp, SSRC)
+ * is the RTP session's job and does not change with the switch.
+ *
+ * Sinks receive the shared payload as the very same `Uint8Array`: they must not modify it.
+ * @module
+ */
+
+import { createLogger } from "../config/log.ts";
+import {
+  type AudioCodecName,
+  type AudioEncoder,
+  codecClockRate,
+  createEncoder,
+  type EncoderOptions,
+} from "./codecs/codec.ts";
+import { generateTone, type ToneName } from "./tones.ts";
+import { VoiceActivityDetector, type VoiceActivityOptions } from "./voice_activity.ts";
+
+/** Samples per second inside the mixer. */
+export const MIXER_RATE = 48000;
+/** Samples per 20 ms mixer frame. */
+export const MIXER_FRAME = 960;
+/** Frame duration in ms (the RTP ptime of every output stream). */
+export const MIXER_PTIME = 20;
+
+const KNEE = 24576;
+const HEADROOM = 32767 - KNEE;
+
+/** Thrown for unknown participants, duplicate ids and malformed frames. */
+export class MixerError extends RangeError {
+  override name = "MixerError";
+}
+
+/** How a participant's outgoing audio is encoded. */
+export interface MixerParticipantOptions {
+  /** Codec of the participant's outgoing stream. */
+  readonly codec: AudioCodecName;
+  /** Encoder settings (Opus complexity, bit rate…); listeners share only with equal settings. */
+  readonly encoderOptions?: EncoderOptions;
+}
+
+/** Extra facts about a payload handed to a sink. */
+export interface SinkInfo {
+  /** True when the same payload object went to every non-speaker of the codec group. */
+  readonly shared: boolean;
+}
+
+/** Receives one encoded 20 ms payload per tick for one participant. */
+export type AudioSink = (payload: Uint8Array, info: SinkInfo) => void;
+
+/** Called with the new dominant speaker (null once nobody is left to be it). */
+export type ActiveSpeakerListener = (speakerId: string | null) => void;
+
+/** Which built-in announcements the mixer plays by itself. */
+export interface AnnouncementOptions {
+  /** Play `join` to everyone when a participant is added (default true when enabled). */
+  readonly join?: boolean;
+  /** Play `leave` to everyone when a participant is removed (default true when enabled). */
+  readonly leave?: boolean;
+  /** Play `alone` to a participant who is (or is left) alone (default true when enabled). */
+  readonly alone?: boolean;
+}
+
+/** Mixer configuration. */
+export interface AudioMixerOptions {
+  /** Speakers mixed at most (default 4). */
+  readonly maxSpeakers?: number;
+  /**
+   * `shared` (default): the scale design above. `per-listener`: every listener gets its
+   * own encode (the FreeSWITCH/Janus way), kept as the benchmark baseline.
+   */
+  readonly encoding?: "shared" | "per-listener";
+  /** Voice activity tuning. */
+  readonly vad?: VoiceActivityOptions;
+  /** Ranking bonus in dB for speakers already selected (default 3). */
+  readonly selectionStickinessDb?: number;
+  /** Dominant-speaker switch: the challenger must be louder by this many dB (default 3)… */
+  readonly activeSpeakerMarginDb?: number;
+  /** …for this many consecutive ticks (default 10 = 200 ms). */
+  readonly activeSpeakerHoldTicks?: number;
+  /** Own encoders unused this many ticks are closed (default 500 = 10 s). */
+  readonly ownEncoderIdleTicks?: number;
+  /** Tones can be played at all (default true); false makes {@link AudioMixer.playTone} a no-op. */
+  readonly tones?: boolean;
+  /** Automatic join/leave/alone announcements (default false). */
+  readonly announcements?: boolean | AnnouncementOptions;
+  /** Linear gain applied to tones (default 1). */
+  readonly toneGain?: number;
+}
+
+/** What one tick did. */
+export interface MixerTickStats {
+  /** Tick counter (1 for the first tick). */
+  readonly tick: number;
+  /** Ids of the speakers mixed this tick, loudest first. */
+  readonly selected: readonly string[];
+  /** Encodes of a participant-specific mix (speakers, private tones, per-listener mode). */
+  readonly ownEncodes: number;
+  /** Encodes shared by a codec group. */
+  readonly sharedEncodes: number;
+  /** Payloads handed to sinks. */
+  readonly sends: number;
+  /** Of which carried a shared payload. */
+  readonly sharedSends: number;
+}
+
+/** Totals since the mixer was created. */
+export interface MixerTotals {
+  readonly ticks: number;
+  readonly ownEncodes: number;
+  readonly sharedEncodes: number;
+  readonly sends: number;
+  readonly sharedSends: number;
+  /** Own encoders currently open. */
+  readonly ownEncoders: number;
+  /** Codec groups (shared encoders) currently open. */
+  readonly groups: number;
+}
+
+interface TonePlayback {
+  readonly pcm: Int16Array;
+  offset: number;
+}
+
+interface Group {
+  readonly key: string;
+  readonly encoder: AudioEncoder;
+  members: number;
+  /** Tick whose shared payload is cached in `payload`. */
+  tick: number;
+  payload: Uint8Array | null;
+}
+
+interface Participant {
+  readonly id: string;
+  readonly codec: AudioCodecName;
+  readonly encoderOptions: EncoderOptions;
+  readonly sink: AudioSink;
+  readonly group: Group;
+  readonly vad: VoiceActivityDetector;
+  frame: Int16Array | undefined;
+  audioLevel: number | undefined;
+  voice: boolean | undefined;
+  muted: boolean;
+  gain: number;
+  listening: boolean;
+  selected: boolean;
+  /** Gain-scaled contribution while selected (lazily allocated). */
+  contrib: Float32Array | null;
+  own: AudioEncoder | null;
+  ownLastTick: number;
+  privateTones: TonePlayback[];
+}
+
+const log = createLogger("media.mixer");
+
+function encoderKey(codec: AudioCodecName, opts: EncoderOptions): string {
+  const entries = Object.entries(opts)
+    .filter(([k, v]) => v !== undefined && k !== "sampleRate")
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return `${codec}/${codecClockRate(codec)}/${MIXER_PTIME}/${JSON.stringify(entries)}`;
+}
+
+function softClip(dst: Int16Array, src: Float32Array): void {
+  for (let i = 0; i < MIXER_FRAME; i++) {
+    const v = src[i] as number;
+    if (v <= KNEE && v >= -KNEE) {
+      dst[i] = v; // Int16Array stores truncate toward zero; sums of integers stay exact
+    } else if (v > 0) {
+      dst[i] = KNEE + HEADROOM * Math.tanh((v - KNEE) / HEADROOM);
+    } else {
+      dst[i] = -KNEE - HEADROOM * Math.tanh((-v - KNEE) / HEADROOM);
+    }
+  }
+}
+
+/** Maps a float sum to 16 bits with the mixer's soft knee (exported for tests and tools). */
+export function softClipSample(v: number): number {
+  if (v <= KNEE && v >= -KNEE) return Math.trunc(v);
+  const m = KNEE + HEADROOM * Math.tanh((Math.abs(v) - KNEE) / HEADROOM);
+  return Math.trunc(v > 0 ? m : -m);
+}
+
+/**
+ * N−1 conference mixer with top-N speaker selection and shared encodes (see the module
+ * comment for the algorithm, the clipping and the encoder-switch policy).
+ */
+export class AudioMixer {
+  readonly #maxSpeakers: number;
+  readonly #perListener: boolean;
+  readonly #vadOptions: VoiceActivityOptions;
+  readonly #stickiness: number;
+  readonly #speakerMargin: number;
+  readonly #speakerHold: number;
+  readonly #ownIdle: number;
+  readonly #tonesEnabled: boolean;
+  readonly #announce: Required<AnnouncementOptions>;
+  readonly #toneGain: number;
+  readonly #participants = new Map<string, Participant>();
+  readonly #groups = new Map<string, Group>();
+  readonly #listeners = new Set<ActiveSpeakerListener>();
+  readonly #globalTones: TonePlayback[] = [];
+  readonly #mix = new Float32Array(MIXER_FRAME);
+  readonly #scratch = new Float32Array(MIXER_FRAME);
+  readonly #fullPcm = new Int16Array(MIXER_FRAME);
+  readonly #ownPcm = new Int16Array(MIXER_FRAME);
+  #selected: Participant[] = [];
+  #tick = 0;
+  #dominant: string | null = null;
+  #challenger: string | null = null;
+  #challengeTicks = 0;
+  #totals = { ticks: 0, ownEncodes: 0, sharedEncodes: 0, sends: 0, sharedSends: 0 };
+  #closed = false;
+
+  constructor(options: AudioMixerOptions = {}) {
+    this.#maxSpeakers = Math.max(1, Math.floor(options.maxSpeakers ?? 4));
+    this.#perListener = options.encoding === "per-listener";
+    this.#vadOptions = options.vad ?? {};
+    this.#stickiness = options.selectionStickinessDb ?? 3;
+    this.#speakerMargin = options.activeSpeakerMarginDb ?? 3;
+    this.#speakerHold = Math.max(1, options.activeSpeakerHoldTicks ?? 10);
+    this.#ownIdle = Math.max(1, options.ownEncoderIdleTicks ?? 500);
+    this.#tonesEnabled = options.tones ?? true;
+    const a = options.announcements ?? false;
+    const on = a !== false;
+    const o: AnnouncementOptions = typeof a === "object" ? a : {};
+    this.#announce = {
+      join: on && (o.join ?? true),
+      leave: on && (o.leave ?? true),
+      alone: on && (o.alone ?? true),
+    };
+    this.#toneGain = options.toneGain ?? 1;
+  }
+
+  /** Number of participants. */
+  get size(): number {
+    return this.#participants.size;
+  }
+
+  /** True when `id` is a participant. */
+  has(id: string): boolean {
+    return this.#participants.has(id);
+  }
+
+  /** Speakers mixed in the last tick, loudest first. */
+  get selectedSpeakers(): readonly string[] {
+    return this.#selected.map((p) => p.id);
+  }
+
+  /** Current dominant speaker (the loudest, with hysteresis), or null. */
+  get activeSpeaker(): string | null {
+    return this.#dominant;
+  }
+
+  /** Totals since creation, plus encoders currently open. */
+  get totals(): MixerTotals {
+    let own = 0;
+    for (const p of this.#participants.values()) if (p.own) own++;
+    return { ...this.#totals, ownEncoders: own, groups: this.#groups.size };
+  }
+
+  /**
+   * Adds a participant whose outgoing audio is encoded with `options.codec` and handed to
+   * `sink` once per tick while it is listening.
+   */
+  addParticipant(id: string, options: MixerParticipantOptions, sink: AudioSink): void {
+    this.#assertOpen();
+    if (this.#participants.has(id)) throw new MixerError(`participant ${id} already mixed`);
+    const encoderOptions: EncoderOptions = { ...(options.encoderOptions ?? {}) };
+    const key = encoderKey(options.codec, encoderOptions);
+    let group = this.#groups.get(key);
+    if (!group) {
+      group = {
+        key,
+        encoder: createEncoder(options.codec, { ...encoderOptions, sampleRate: MIXER_RATE }),
+        members: 0,
+        tick: -1,
+        payload: null,
+      };
+      this.#groups.set(key, group);
+    }
+    group.members++;
+    this.#participants.set(id, {
+      id,
+      codec: options.codec,
+      encoderOptions,
+      sink,
+      group,
+      vad: new VoiceActivityDetector(this.#vadOptions),
+      frame: undefined,
+      audioLevel: undefined,
+      voice: undefined,
+      muted: false,
+      gain: 1,
+      listening: true,
+      selected: false,
+      contrib: null,
+      own: null,
+      ownLastTick: -1,
+      privateTones: [],
+    });
+    if (this.#announce.join && this.#participants.size > 1) this.playTone("join");
+    if (this.#announce.alone && this.#participants.size === 1) this.playTone("alone", id);
+  }
+
+  /** Removes a participant and frees its encoders; false if unknown. */
+  removeParticipant(id: string): boolean {
+    const p = this.#participants.get(id);
+    if (!p) return false;
+    this.#participants.delete(id);
+    p.own?.close();
+    p.own = null;
+    const g = p.group;
+    if (--g.members === 0) {
+      g.encoder.close();
+      this.#groups.delete(g.key);
+    }
+    if (p.selected) this.#selected = this.#selected.filter((s) => s !== p);
+    if (this.#challenger === id) this.#challenger = null;
+    if (this.#dominant === id) this.#setDominant(this.#selected[0]?.id ?? null);
+    if (this.#announce.leave && this.#participants.size > 0) this.playTone("leave");
+    if (this.#announce.alone && this.#participants.size === 1) {
+      const [last] = this.#participants.keys();
+      if (last !== undefined) this.playTone("alone", last);
+    }
+    return true;
+  }
+
+  /**
+   * Supplies this tick's decoded frame (960 samples at 48 kHz) from `id`; `audioLevel` is
+   * the RFC 6464 level (0 … 127 = −dBov) and `voice` its V flag when the packet carried
+   * them. A participant with no frame at tick time contributes silence. The array is read
+   * at the next tick, not copied: do not modify it before then.
+   */
+  pushFrame(id: string, pcm48: Int16Array, audioLevel?: number, voice?: boolean): void {
+    const p = this.#get(id);
+    if (pcm48.length !== MIXER_FRAME) {
+      throw new MixerError(`frame must be ${MIXER_FRAME} samples at 48 kHz, got ${pcm48.length}`);
+    }
+    p.frame = pcm48;
+    p.audioLevel = audioLevel;
+    p.voice = voice;
+  }
+
+  /** Mute by the focus (RFC 4575 `muted-via-focus`): the participant is not mixed. */
+  setMuted(id: string, muted: boolean): void {
+    this.#get(id).muted = muted;
+  }
+
+  /** Linear gain applied to what others hear from `id` (1 = unchanged, 0 = silent). */
+  setGain(id: string, linearGain: number): void {
+    if (!Number.isFinite(linearGain) || linearGain < 0) {
+      throw new MixerError(`gain must be a finite number ≥ 0, got ${linearGain}`);
+    }
+    this.#get(id).gain = linearGain;
+  }
+
+  /** False while the participant must not be sent audio (hold: sendonly/inactive, RFC 3264 §8.4). */
+  setListening(id: string, listening: boolean): void {
+    this.#get(id).listening = listening;
+  }
+
+  /**
+   * Plays a tone (built-in name or 48 kHz PCM) mixed into everyone's audio, or only into
+   * `target`'s (which then gets its own encode while the tone lasts). No-op when tones are
+   * disabled or `target` is unknown.
+   */
+  playTone(tone: ToneName | Int16Array, target?: string): void {
+    if (!this.#tonesEnabled) return;
+    const pcm = typeof tone === "string" ? generateTone(tone) : tone;
+    if (pcm.length === 0) return;
+    if (target === undefined) {
+      this.#globalTones.push({ pcm, offset: 0 });
+    } else {
+      this.#participants.get(target)?.privateTones.push({ pcm, offset: 0 });
+    }
+  }
+
+  /** Subscribes to dominant-speaker changes; returns the unsubscribe function. */
+  onActiveSpeakerChange(listener: ActiveSpeakerListener): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** Mixes and sends one 20 ms frame for every listener (see the module comment). */
+  tick(): MixerTickStats {
+    this.#assertOpen();
+    const tick = ++this.#tick;
+    this.#select();
+    this.#updateDominant();
+
+    // Full mix: selected speakers × gain (ramped in on their first selected tick) + tones.
+    const mix = this.#mix;
+    mix.fill(0);
+    for (const s of this.#selected) {
+      const contrib = s.contrib ?? (s.contrib = new Float32Array(MIXER_FRAME));
+      const frame = s.frame;
+      if (frame === undefined) {
+        contrib.fill(0);
+        continue;
+      }
+      const g = s.gain;
+      const rampIn = !s.selected;
+      for (let i = 0; i < MIXER_FRAME; i++) {
+        const v = (frame[i] as number) * (rampIn ? (g * (i + 1)) / MIXER_FRAME : g);
+        contrib[i] = v;
+        mix[i] = (mix[i] as number) + v;
+      }
+    }
+    for (const p of this.#participants.values()) p.selected = false;
+    for (const s of this.#selected) s.selected = true;
+    this.#mixTones(this.#globalTones, mix);
+    softClip(this.#fullPcm, mix);
+
+    let ownEncodes = 0;
+    let sharedEncodes = 0;
+    let sends = 0;
+    let sharedSends = 0;
+    for (const p of this.#participants.values()) {
+      p.frame = undefined;
+      p.audioLevel = undefined;
+      p.voice = undefined;
+      if (!p.listening) {
+        p.privateTones.length = 0;
+        this.#expireOwn(p, tick);
+        continue;
+      }
+      const privateTone = p.privateTones.length > 0;
+      let payload: Uint8Array | null;
+      let shared = false;
+      if (p.selected || privateTone || this.#perListener) {
+        let pcm = this.#fullPcm;
+        if (p.selected || privateTone) {
+          const own = this.#scratch;
+          own.set(mix);
+          if (p.selected && p.contrib) {
+            const c = p.contrib;
+            for (let i = 0; i < MIXER_FRAME; i++) own[i] = (own[i] as number) - (c[i] as number);
+          }
+          if (privateTone) {
+            this.#mixTones(p.privateTones, own);
+            this.#advanceTones(p.privateTones);
+          }
+          softClip(this.#ownPcm, own);
+          pcm = this.#ownPcm;
+        }
+        payload = this.#encodeOwn(p, pcm, tick);
+        if (payload) ownEncodes++;
+      } else {
+        this.#expireOwn(p, tick);
+        const g = p.group;
+        if (g.tick !== tick) {
+          g.tick = tick;
+          g.payload = this.#encode(g.encoder, this.#fullPcm, g.key);
+          if (g.payload) sharedEncodes++;
+        }
+        payload = g.payload;
+        shared = true;
+      }
+      if (payload === null) continue;
+      try {
+        p.sink(payload, { shared });
+      } catch (e) {
+        log.warn("sink failed", { participant: p.id, error: String(e) });
+      }
+      sends++;
+      if (shared) sharedSends++;
+    }
+    this.#advanceTones(this.#globalTones);
+
+    const t = this.#totals;
+    t.ticks++;
+    t.ownEncodes += ownEncodes;
+    t.sharedEncodes += sharedEncodes;
+    t.sends += sends;
+    t.sharedSends += sharedSends;
+    return {
+      tick,
+      selected: this.#selected.map((s) => s.id),
+      ownEncodes,
+      sharedEncodes,
+      sends,
+      sharedSends,
+    };
+  }
+
+  /** Closes every encoder and forgets all participants; further ticks throw. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#participants.values()) p.own?.close();
+    for (const g of this.#groups.values()) g.encoder.close();
+    this.#participants.clear();
+    this.#groups.clear();
+    this.#listeners.clear();
+    this.#selected = [];
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new MixerError("mixer closed");
+  }
+
+  #get(id: string): Participant {
+    const p = this.#participants.get(id);
+    if (!p) throw new MixerError(`unknown participant ${id}`);
+    return p;
+  }
+
+  /** Updates voice activity and picks the top-N active, unmuted speakers. */
+  #select(): void {
+    const candidates: { p: Participant; score: number }[] = [];
+    for (const p of this.#participants.values()) {
+      const v = p.vad.update(p.frame, p.audioLevel, p.voice);
+      if (!v.active || p.muted || p.frame === undefined) continue;
+      candidates.push({ p, score: v.smoothedLevel + (p.selected ? this.#stickiness : 0) });
+    }
+    if (candidates.length > this.#maxSpeakers) {
+      candidates.sort((a, b) => b.score - a.score || (a.p.id < b.p.id ? -1 : 1));
+      candidates.length = this.#maxSpeakers;
+    } else {
+      candidates.sort((a, b) => b.score - a.score || (a.p.id < b.p.id ? -1 : 1));
+    }
+    this.#selected = candidates.map((c) => c.p);
+  }
+
+  /** Dominant speaker with hysteresis: a louder challenger must hold its lead a while. */
+  #updateDominant(): void {
+    const top = this.#selected[0];
+    if (top === undefined) return; // nobody speaks: the last dominant speaker stays
+    const current = this.#dominant === null ? undefined : this.#participants.get(this.#dominant);
+    if (current === undefined || current.muted || !current.vad.active) {
+      this.#challenger = null;
+      this.#challengeTicks = 0;
+      this.#setDominant(top.id);
+      return;
+    }
+    const lead = top.vad.smoothedLevel - current.vad.smoothedLevel;
+    if (top === current || lead < this.#speakerMargin) {
+      this.#challenger = null;
+      this.#challengeTicks = 0;
+      return;
+    }
+    if (this.#challenger !== top.id) {
+      this.#challenger = top.id;
+      this.#challengeTicks = 0;
+    }
+    if (++this.#challengeTicks >= this.#speakerHold) {
+      this.#challenger = null;
+      this.#challengeTicks = 0;
+      this.#setDominant(top.id);
+    }
+  }
+
+  #setDominant(id: string | null): void {
+    if (id === this.#dominant) return;
+    this.#dominant = id;
+    for (const l of [...this.#listeners]) {
+      try {
+        l(id);
+      } catch (e) {
+        log.warn("active speaker listener failed", { error: String(e) });
+      }
+    }
+  }
+
+  /** Adds the current 20 ms of each tone into `dst` (does not advance them). */
+  #mixTones(tones: TonePlayback[], dst: Float32Array): void {
+    const g = this.#toneGain;
+    for (const t of tones) {
+      const n = Math.min(MIXER_FRAME, t.pcm.length - t.offset);
+      for (let i = 0; i < n; i++) {
+        dst[i] = (dst[i] as number) + (t.pcm[t.offset + i] as number) * g;
+      }
+    }
+  }
+
+  #advanceTones(tones: TonePlayback[]): void {
+    let w = 0;
+    for (const t of tones) {
+      t.offset += MIXER_FRAME;
+      if (t.offset < t.pcm.length) tones[w++] = t;
+    }
+    tones.length = w;
+  }
+
+  #encodeOwn(p: Participant, pcm: Int16Array, tick: number): Uint8Array | null {
+    if (p.own === null) {
+      try {
+        p.own = createEncoder(p.codec, { ...p.encoderOptions, sampleRate: MIXER_RATE });
+      } catch (e) {
+        log.warn("cannot create encoder", { participant: p.id, error: String(e) });
+        return null;
+      }
+    } else if (p.ownLastTick !== tick - 1) {
+      p.own.reset?.(); // resuming after a gap: start from a clean state (see module comment)
+    }
+    p.ownLastTick = tick;
+    return this.#encode(p.own, pcm, p.id);
+  }
+
+  #expireOwn(p: Participant, tick: number): void {
+    if (p.own !== null && tick - p.ownLastTick > this.#ownIdle) {
+      p.own.close();
+      p.own = null;
+    }
+  }
+
+  #encode(encoder: AudioEncoder, pcm: Int16Array, what: string): Uint8Array | null {
+    try {
+      return encoder.encode(pcm);
+    } catch (e) {
+      log.warn("encode failed", { stream: what, error: String(e) });
+      return null;
+    }
+  }
+}

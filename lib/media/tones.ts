@@ -1,0 +1,79 @@
+/**
+ * Short generated announcement tones, mixed into the conference audio by the mixer:
+ * `join` (rising two notes), `leave` (falling two notes), `alone` (three soft low beeps,
+ * played to a participant who is the only one left). 48 kHz mono PCM; every note has
+ * raised-cosine edges so it starts and stops without a click. RFC 4353 §5 leaves the
+ * announcements to the focus; these are ours.
+ * @module
+ */
+
+/** Names of the built-in tones. */
+export type ToneName = "join" | "leave" | "alone";
+
+/** All built-in tone names. */
+export const TONE_NAMES: readonly ToneName[] = ["join", "leave", "alone"];
+
+/** One note: frequency (0 = pause), duration in ms. */
+interface Note {
+  readonly hz: number;
+  readonly ms: number;
+}
+
+const TONE_NOTES: Readonly<Record<ToneName, readonly Note[]>> = {
+  join: [{ hz: 660, ms: 110 }, { hz: 0, ms: 20 }, { hz: 880, ms: 150 }],
+  leave: [{ hz: 880, ms: 110 }, { hz: 0, ms: 20 }, { hz: 660, ms: 150 }],
+  alone: [
+    { hz: 440, ms: 90 },
+    { hz: 0, ms: 110 },
+    { hz: 440, ms: 90 },
+    { hz: 0, ms: 110 },
+    { hz: 440, ms: 90 },
+  ],
+};
+
+/** Notes of a tone (for tests and documentation). */
+export function toneNotes(name: ToneName): readonly { hz: number; ms: number }[] {
+  return TONE_NOTES[name];
+}
+
+/** Options for {@link generateTone}. */
+export interface ToneOptions {
+  /** Sample rate in Hz (default 48000). */
+  readonly sampleRate?: number;
+  /** Peak amplitude, 0…1 of full scale (default 0.25 ≈ −12 dBFS). */
+  readonly amplitude?: number;
+  /** Edge ramp length in ms (default 8). */
+  readonly rampMs?: number;
+}
+
+const cache = new Map<string, Int16Array>();
+
+/** Generates (and caches) a built-in tone as 16-bit PCM. Do not modify the result. */
+export function generateTone(name: ToneName, options: ToneOptions = {}): Int16Array {
+  const rate = options.sampleRate ?? 48000;
+  const amp = Math.max(0, Math.min(1, options.amplitude ?? 0.25)) * 32767;
+  const rampMs = options.rampMs ?? 8;
+  const key = `${name}/${rate}/${amp}/${rampMs}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const notes = TONE_NOTES[name];
+  let total = 0;
+  for (const n of notes) total += Math.round((n.ms * rate) / 1000);
+  const out = new Int16Array(total);
+  let at = 0;
+  for (const note of notes) {
+    const len = Math.round((note.ms * rate) / 1000);
+    if (note.hz > 0) {
+      const ramp = Math.min(Math.round((rampMs * rate) / 1000), len >> 1);
+      for (let i = 0; i < len; i++) {
+        let env = 1;
+        if (i < ramp) env = 0.5 - 0.5 * Math.cos((Math.PI * i) / ramp);
+        else if (i >= len - ramp) env = 0.5 - 0.5 * Math.cos((Math.PI * (len - 1 - i)) / ramp);
+        out[at + i] = Math.round(amp * env * Math.sin((2 * Math.PI * note.hz * i) / rate));
+      }
+    }
+    at += len;
+  }
+  cache.set(key, out);
+  return out;
+}
