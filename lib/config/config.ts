@@ -13,6 +13,16 @@ import { ConfigValueError } from "./value_types.ts";
 import { type ConfigEnvironment, defaultStateDirectory, systemEnvironment } from "./environment.ts";
 import { PRODUCT, VERSION } from "./version.ts";
 
+export type {
+  ConferenceServerConfig,
+  Config,
+  ListenTransport,
+  LogConfig,
+  PortRange,
+  RedisConfig,
+  SipConfig,
+} from "./schema.ts";
+
 /** Where the CLI looks for a configuration file when `--config` is not given. */
 export const DEFAULT_CONFIG_PATH = "/etc/conclave/conference.conf";
 
@@ -90,6 +100,7 @@ const byLine = (a: ConfigProblem, b: ConfigProblem) => (a.line ?? Infinity) - (b
 /**
  * Reads configuration text. Throws {@link ConfigError} listing every problem; otherwise
  * returns the frozen configuration and its warnings. `fileName` only labels messages.
+ * Rules involving several keys are checked once every single value is valid.
  */
 export function parseConfigText(
   text: string,
@@ -98,14 +109,14 @@ export function parseConfigText(
 ): LoadResult {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigWarning[] = [];
-  const problem = (line: number | null, section: string | null, key: string | null) =>
-  (
-    message: string,
-  ) => problems.push({ file: fileName, line, section, key, message });
-  const warning = (line: number | null, section: string | null, key: string | null) =>
-  (
-    message: string,
-  ) => warnings.push({ file: fileName, line, section, key, message });
+  const reporter =
+    (list: ConfigProblem[]) =>
+    (line: number | null, section: string | null, key: string | null) =>
+    (message: string): void => {
+      list.push({ file: fileName, line, section, key, message });
+    };
+  const problem = reporter(problems);
+  const warning = reporter(warnings);
 
   const document = readIni(text);
   for (const { line, message } of document.problems) problem(line, null, null)(message);
