@@ -89,7 +89,7 @@ Deno.test("main: --check-config prints the effective configuration and exits 0",
     assert.match(stdout, /^no-rtp-timeout=45s$/m);
     assert.match(stdout, /^max-speakers=6$/m);
     assert.match(stdout, /^level=warn$/m);
-    assert.ok(stdout.includes(`database-connection-string=db='${dir}/conclave.db'`), stdout);
+    assert.ok(stdout.includes(`state-directory=${dir}\n`), stdout);
     assert.match(stderr, /warning: .*good\.conf:7: \[unknown\] unknown section/);
     assert.match(stderr, /configuration OK/);
     const env = { environment: fixedEnvironment({}) };

@@ -245,17 +245,12 @@ function resolveAndCheck(
     }
   }
 
-  if (cs.databaseConnectionString === "") {
-    if (cs.databaseBackend === "sqlite3") {
-      const path = `${cs.stateDirectory}/conclave.db`.replace(/[\\']/g, (c) => `\\${c}`);
-      cs.databaseConnectionString = `db='${path}'`;
-    } else {
-      error(
-        locate("conferenceServer", "databaseBackend"),
-        "mysql needs database-connection-string, e.g. db='conclave' user='conclave' " +
-          "password='secret' host='127.0.0.1' port=3306",
-      );
-    }
+  if (cs.databaseBackend === "mysql" && cs.databaseConnectionString.trim() === "") {
+    error(
+      locate("conferenceServer", "databaseBackend"),
+      "mysql needs database-connection-string, e.g. db='conclave' user='conclave' " +
+        "password='secret' host='127.0.0.1' port=3306",
+    );
   }
 
   if (cs.transport.some((transport) => transport.protocol === "tls")) {

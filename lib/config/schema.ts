@@ -51,7 +51,7 @@ export interface ConferenceServerConfig {
   readonly audioPort: PortRange;
   readonly videoPort: PortRange;
   readonly databaseBackend: DatabaseBackend;
-  /** Never empty once loaded: for sqlite3 an empty value becomes `db='<state-directory>/conclave.db'`. */
+  /** As written; parsed by `lib/storage/open_store.ts` (empty is fine for sqlite3). */
   readonly databaseConnectionString: string;
   readonly checkCapabilities: boolean;
   readonly enableOneToOneChatRoom: boolean;
@@ -241,14 +241,15 @@ export const SCHEMA: Schema = {
       },
       databaseConnectionString: {
         name: "database-connection-string",
-        type: stringType("key=value pairs separated by spaces (SOCI style), or a URL"),
+        type: stringType("text (see above)"),
         default: "",
-        doc: "Database parameters, Flexisip style.",
+        doc: "Database parameters: a file for sqlite3, a Flexisip-style parameter list for mysql.",
         details: [
+          "sqlite3: empty = conclave.sqlite3 in state-directory; or a file path (relative paths",
+          "         are taken from state-directory); :memory: keeps nothing on disk.",
           "mysql:   db='conclave' user='conclave' password='secret' host='127.0.0.1' port=3306",
-          "         or mysql://conclave:secret@127.0.0.1:3306/conclave",
-          "sqlite3: db='/var/lib/conclave/conclave.db' (empty: conclave.db in state-directory)",
-          "Required for mysql; checked in detail by the storage layer at start.",
+          "         or mysql://conclave:secret@127.0.0.1:3306/conclave (required for mysql;",
+          "         checked in detail when the server starts, before it opens any socket).",
         ],
       },
       checkCapabilities: {

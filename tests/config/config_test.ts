@@ -28,8 +28,7 @@ const EXPECTED_DEFAULTS: Record<string, unknown> = {
   "conference-server.audio-port": { min: 40000, max: 40999 },
   "conference-server.video-port": { min: 41000, max: 41999 },
   "conference-server.database-backend": "sqlite3",
-  "conference-server.database-connection-string":
-    "db='/home/tester/.local/state/conclave/conclave.db'",
+  "conference-server.database-connection-string": "",
   "conference-server.check-capabilities": true,
   "conference-server.enable-one-to-one-chat-room": true,
   "conference-server.supported-media-types": ["audio", "video", "text"],
@@ -320,12 +319,12 @@ Deno.test("value warnings: ignored codec, duplicate list item, overlapping ports
   ]);
 });
 
-Deno.test("automatic values: sqlite file in the state directory, user agent", () => {
+Deno.test("automatic values: state directory, user agent", () => {
   const { config } = parseConfigText("[conference-server]\nstate-directory=/srv/it's\n", "a", {
     environment: env,
   });
   assert.equal(config.conferenceServer.stateDirectory, "/srv/it's");
-  assert.equal(config.conferenceServer.databaseConnectionString, "db='/srv/it\\'s/conclave.db'");
+  assert.equal(config.conferenceServer.databaseConnectionString, "");
   const root = defaultConfig({ environment: fixedEnvironment({ HOME: "/root" }, 0) });
   assert.equal(root.conferenceServer.stateDirectory, "/var/lib/conclave");
   assert.equal(root.sip.userAgent, `Conclave/${VERSION}`);
