@@ -92,6 +92,9 @@ export function parseNameAddr(text: string, what = "name-addr"): NameAddr {
     let end = text.indexOf(";", i);
     if (end < 0) end = text.length;
     const uriText = text.slice(i, end).trimEnd();
+    if (text.lastIndexOf("<", end) >= i) {
+      bad(what, text, "display name is neither a token list nor a quoted string");
+    }
     if (uriText.includes("?") || uriText.includes(",")) {
       bad(what, text, "a URI with headers must be enclosed in <>");
     }
@@ -159,9 +162,10 @@ export function formatVia(v: Via): string {
  * Parses `1*DIGIT LWS Method` (RFC 3261 §20.16); the number must be below 2**31 (§8.1.1.5).
  */
 export function parseCSeq(text: string): CSeq {
-  const m = /^[ \t\r\n]*([0-9]{1,10})[ \t\r\n]+([^ \t\r\n]+)[ \t\r\n]*$/.exec(text);
+  const m = /^[ \t\r\n]*([0-9]+)[ \t\r\n]+([^ \t\r\n]+)[ \t\r\n]*$/.exec(text);
   if (m === null) bad("CSeq", text, "expected number and method");
-  const seq = Number(m[1]);
+  const digits = m[1]!.replace(/^0+(?=.)/, "");
+  const seq = digits.length > 10 ? Infinity : Number(digits);
   if (seq >= 2 ** 31) bad("CSeq", text, "sequence number out of range");
   const method = m[2]!;
   if (readToken(method, 0) !== method.length) bad("CSeq", text, "bad method");
