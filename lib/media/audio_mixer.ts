@@ -154,6 +154,8 @@ interface Group {
   /** Tick whose shared payload is cached in `payload`. */
   tick: number;
   payload: Uint8Array | null;
+  /** Tick whose shared frame must be coded independently (someone joins the stream). */
+  independentTick: number;
 }
 
 interface Participant {
@@ -175,7 +177,13 @@ interface Participant {
   own: AudioEncoder | null;
   ownLastTick: number;
   privateTones: TonePlayback[];
+  /** Where this tick's audio comes from (ROUTE_*). */
+  route: number;
 }
+
+const ROUTE_NONE = 0;
+const ROUTE_OWN = 1;
+const ROUTE_SHARED = 2;
 
 const log = createLogger("media.mixer");
 
@@ -227,7 +235,8 @@ export class AudioMixer {
   readonly #globalTones: TonePlayback[] = [];
   readonly #mix = new Float32Array(MIXER_FRAME);
   readonly #scratch = new Float32Array(MIXER_FRAME);
-  readonly #fullPcm = new Int16Array(MIXER_FRAME);
+  #fullPcm = new Int16Array(MIXER_FRAME);
+  #prevFullPcm = new Int16Array(MIXER_FRAME);
   readonly #ownPcm = new Int16Array(MIXER_FRAME);
   #selected: Participant[] = [];
   #tick = 0;
@@ -301,6 +310,7 @@ export class AudioMixer {
         members: 0,
         tick: -1,
         payload: null,
+        independentTick: -1,
       };
       this.#groups.set(key, group);
     }
@@ -323,6 +333,7 @@ export class AudioMixer {
       own: null,
       ownLastTick: -1,
       privateTones: [],
+      route: ROUTE_NONE,
     });
     if (this.#announce.join && this.#participants.size > 1) this.playTone("join");
     if (this.#announce.alone && this.#participants.size === 1) this.playTone("alone", id);
@@ -411,6 +422,7 @@ export class AudioMixer {
   tick(): MixerTickStats {
     this.#assertOpen();
     const tick = ++this.#tick;
+    const previous = this.#selected;
     this.#select();
     this.#updateDominant();
 
@@ -432,10 +444,25 @@ export class AudioMixer {
         mix[i] = (mix[i] as number) + v;
       }
     }
-    for (const p of this.#participants.values()) p.selected = false;
+    for (const s of previous) s.selected = false;
     for (const s of this.#selected) s.selected = true;
     this.#mixTones(this.#globalTones, mix);
+    const prevFull = this.#fullPcm; // what shared listeners heard last tick
+    this.#fullPcm = this.#prevFullPcm;
+    this.#prevFullPcm = prevFull;
     softClip(this.#fullPcm, mix);
+
+    // Route every listener; someone leaving its own encoder for the shared one this tick
+    // makes the group code this frame independently (see the module comment).
+    for (const p of this.#participants.values()) {
+      const route = !p.listening
+        ? ROUTE_NONE
+        : p.selected || p.privateTones.length > 0 || this.#perListener
+        ? ROUTE_OWN
+        : ROUTE_SHARED;
+      p.route = route;
+      if (route === ROUTE_SHARED && p.ownLastTick === tick - 1) p.group.independentTick = tick;
+    }
 
     let ownEncodes = 0;
     let sharedEncodes = 0;
@@ -445,16 +472,15 @@ export class AudioMixer {
       p.frame = undefined;
       p.audioLevel = undefined;
       p.voice = undefined;
-      if (!p.listening) {
+      let payload: Uint8Array | null;
+      let shared = false;
+      if (p.route === ROUTE_NONE) {
         p.privateTones.length = 0;
         this.#expireOwn(p, tick);
         continue;
-      }
-      const privateTone = p.privateTones.length > 0;
-      let payload: Uint8Array | null;
-      let shared = false;
-      if (p.selected || privateTone || this.#perListener) {
+      } else if (p.route === ROUTE_OWN) {
         let pcm = this.#fullPcm;
+        const privateTone = p.privateTones.length > 0;
         if (p.selected || privateTone) {
           const own = this.#scratch;
           own.set(mix);
@@ -476,7 +502,7 @@ export class AudioMixer {
         const g = p.group;
         if (g.tick !== tick) {
           g.tick = tick;
-          g.payload = this.#encode(g.encoder, this.#fullPcm, g.key);
+          g.payload = this.#encode(g.encoder, this.#fullPcm, g.key, g.independentTick === tick);
           if (g.payload) sharedEncodes++;
         }
         payload = g.payload;
@@ -608,7 +634,13 @@ export class AudioMixer {
     tones.length = w;
   }
 
+  /**
+   * Encodes a participant-specific mix. An own encoder that was not used in the previous
+   * tick (new, or idle) is reset, primed with the frame the listener heard last tick (so
+   * its analysis history matches), and its first packet is coded independently.
+   */
   #encodeOwn(p: Participant, pcm: Int16Array, tick: number): Uint8Array | null {
+    let fresh = false;
     if (p.own === null) {
       try {
         p.own = createEncoder(p.codec, { ...p.encoderOptions, sampleRate: MIXER_RATE });
@@ -616,11 +648,14 @@ export class AudioMixer {
         log.warn("cannot create encoder", { participant: p.id, error: String(e) });
         return null;
       }
+      fresh = true;
     } else if (p.ownLastTick !== tick - 1) {
-      p.own.reset?.(); // resuming after a gap: start from a clean state (see module comment)
+      p.own.reset?.();
+      fresh = true;
     }
     p.ownLastTick = tick;
-    return this.#encode(p.own, pcm, p.id);
+    if (fresh && !this.#perListener && tick > 1) this.#encode(p.own, this.#prevFullPcm, p.id);
+    return this.#encode(p.own, pcm, p.id, fresh);
   }
 
   #expireOwn(p: Participant, tick: number): void {
@@ -630,9 +665,16 @@ export class AudioMixer {
     }
   }
 
-  #encode(encoder: AudioEncoder, pcm: Int16Array, what: string): Uint8Array | null {
+  #encode(
+    encoder: AudioEncoder,
+    pcm: Int16Array,
+    what: string,
+    independent = false,
+  ): Uint8Array | null {
     try {
-      return encoder.encode(pcm);
+      return independent && encoder.encodeIndependent
+        ? encoder.encodeIndependent(pcm)
+        : encoder.encode(pcm);
     } catch (e) {
       log.warn("encode failed", { stream: what, error: String(e) });
       return null;

@@ -35,6 +35,12 @@ export interface AudioEncoder {
    * packet is coded as if the encoder were new. Optional.
    */
   reset?(): void;
+  /**
+   * Encodes one frame that a decoder can take up without having decoded this encoder's
+   * previous packets (Opus: OPUS_SET_PREDICTION_DISABLED for this frame only, RFC 6716
+   * §4.3 intra energy / SILK independent coding). Optional; stateless codecs don't need it.
+   */
+  encodeIndependent?(pcm: Int16Array): Uint8Array;
   /** Releases native/WASM resources; the encoder is unusable afterwards. */
   close(): void;
 }

@@ -50,6 +50,7 @@ const CTL = {
   setSignal: 4024,
   resetState: 4028,
   setMaxBandwidth: 4004,
+  setPredictionDisabled: 4042,
 } as const;
 
 const SIGNAL_VOICE = 3001;
@@ -152,6 +153,23 @@ export class OpusEncoder {
       throw new OpusError(`opus: frame must be ${this.frameSamples} samples, got ${pcm.length}`);
     }
     return raw.encode(pcm);
+  }
+
+  /**
+   * Encodes one frame with inter-frame prediction disabled (OPUS_SET_PREDICTION_DISABLED,
+   * CELT intra energy and no pitch pre-filter, SILK independent coding), so a decoder that
+   * was following another encoder can take this stream up cleanly. Prediction is enabled
+   * again for the next frame.
+   */
+  encodeIndependent(pcm: Int16Array): Uint8Array {
+    const raw = this.#raw;
+    if (raw === null) throw new OpusError("opus: encoder closed");
+    raw.ctl(CTL.setPredictionDisabled, 1);
+    try {
+      return this.encode(pcm);
+    } finally {
+      raw.ctl(CTL.setPredictionDisabled, 0);
+    }
   }
 
   /**
