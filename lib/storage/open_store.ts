@@ -39,7 +39,7 @@ export interface OpenStoreOptions {
   readonly maxEventsPerConference?: number;
   /** MySQL pool size (default 10). */
   readonly poolSize?: number;
-  /** SQLite durability (default `full`). */
+  /** SQLite durability (default `normal`; see sqlite_store.ts). */
   readonly sqliteSynchronous?: "full" | "normal";
 }
 

@@ -6,8 +6,11 @@
  * - One writer: a single `DatabaseSync` connection, and every operation runs synchronously
  *   from start to COMMIT inside one call, so operations are serialized by construction (no
  *   other operation can interleave between BEGIN and COMMIT).
- * - `synchronous=FULL` by default: a call that resolved has been fsynced, as with InnoDB's
- *   default; `normal` trades the last commits on power loss (never on a process crash) for speed.
+ * - `synchronous=NORMAL` by default: in WAL mode a commit that resolved survives a crash or
+ *   SIGKILL of the process; only an OS crash or power loss can lose the last commits. `full`
+ *   fsyncs every commit (as InnoDB does by default) but `node:sqlite` is synchronous, so each
+ *   write then blocks the event loop — SIP and media included — for a whole fsync
+ *   (~6 ms on the reference machine, see bench/storage_bench.ts).
  * - Disk errors (full, read-only, I/O, locked past the busy timeout) become
  *   {@link StoreUnavailableError} so the focus answers 503 instead of losing the write.
  * @module
@@ -60,7 +63,7 @@ export interface SqliteStoreOptions {
   readonly maxEventsPerConference?: number;
   /** How long to wait for another process's write lock (default 5000 ms). */
   readonly busyTimeoutMs?: number;
-  /** `full` (default): fsync every commit; `normal`: fsync at checkpoints only. */
+  /** `normal` (default): fsync at checkpoints only; `full`: fsync every commit. */
   readonly synchronous?: "full" | "normal";
   /** Retry-After for StoreUnavailableError (default 5 s). */
   readonly retryAfterSeconds?: number;
@@ -111,7 +114,7 @@ export class SqliteStore implements Store {
     try {
       db.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
       db.exec("PRAGMA journal_mode = WAL");
-      db.exec(`PRAGMA synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
       db.exec("PRAGMA foreign_keys = ON");
       const result = migrateSqlite(db, options.path);
       log.debug("opened", { path: options.path, schema: result.schemaVersion });
