@@ -1,0 +1,688 @@
+/**
+ * One live conference (RFC 4353 §5): its roster, its calls (one INVITE session per device),
+ * its audio mix, its conference-info notifier, and the policy that ties them: joins and
+ * leaves, ejection (the focus sends BYE), dial-out (the focus sends INVITE), REFER from
+ * admins (RFC 4579 §5.5 as Flexisip implements it), media changes, call and no-RTP timeouts,
+ * and the end of the conference (RFC 4353 §5.1: ad-hoc conferences end with their last
+ * participant; ending BYEs everyone and terminates subscriptions first).
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../config/clock.ts";
+import type { Logger } from "../config/log.ts";
+import { InviteSession } from "../dialog/invite_session.ts";
+import type { ServerRequest } from "../dialog/server_request.ts";
+import { Subscription } from "../dialog/subscription.ts";
+import type { UserAgent } from "../dialog/user_agent.ts";
+import type { MediaSnapshot } from "../events/conference_info.ts";
+import { ConferenceNotifier } from "../events/notifier.ts";
+import { AudioConference } from "../media/audio_conference.ts";
+import type { MediaTicker } from "../media/media_ticker.ts";
+import type { MediaPorts, PortPool } from "../media/port_pool.ts";
+import { parseNameAddr } from "../sip/headers.ts";
+import { bodyText, type SipRequest } from "../sip/message.ts";
+import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
+import type { Flow } from "../transport/flow.ts";
+import type { ConferenceRecord, Store } from "../storage/store.ts";
+import { addressOfRecord } from "./conference_uri.ts";
+import type { AnswerOutcome, LocalMediaCaps, NegotiatedAudio } from "./media_negotiation.ts";
+import { Roster } from "./roster.ts";
+
+/** Offer/answer functions (lib/sdp through media_negotiation). */
+export interface Negotiator {
+  answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
+  offer(caps: LocalMediaCaps): string;
+  parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
+  /** True when the offer asks for rtcp-mux (RFC 5761). */
+  offersRtcpMux(offer: string): boolean;
+}
+
+/** Services a conference uses, provided by the focus. */
+export interface ConferenceServices {
+  readonly ua: UserAgent;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly ports: PortPool;
+  readonly ticker: MediaTicker;
+  readonly negotiator: Negotiator;
+  readonly mediaAddress: string;
+  readonly audioCodecs: LocalMediaCaps["audioCodecs"];
+  readonly callTimeoutMs: number;
+  readonly noRtpTimeoutMs: number;
+  readonly maxParticipants: number;
+  readonly maxSpeakers: number;
+  /** Contact (with `isfocus`) for dialogs of this conference on `flow`. */
+  contactFor(conference: ConferenceRecord, flow: Flow | undefined): string;
+  /** Persists work that must not be lost; rejects with StoreUnavailableError. */
+  persist<T>(what: string, op: () => Promise<T>): Promise<T>;
+  /** The conference ended and can be forgotten. */
+  onEnded(conference: Conference): void;
+}
+
+/** One device's call with the focus. */
+interface Call {
+  readonly id: string;
+  readonly aor: string;
+  readonly deviceUri: string;
+  session: InviteSession | undefined;
+  ports: MediaPorts | undefined;
+  audio: NegotiatedAudio | undefined;
+  readonly joinedAt: number;
+  timeout: TimerHandle | undefined;
+}
+
+const NO_RTP_CHECK_MS = 5000;
+
+/** Extracts the SDP from a body that may be multipart/mixed (Linphone's factory INVITE). */
+export function sdpBody(request: SipRequest): string | undefined {
+  const type = request.contentType?.toLowerCase() ?? "";
+  if (request.body.length === 0) return undefined;
+  const text = bodyText(request);
+  if (type.startsWith("application/sdp")) return text;
+  if (type.startsWith("multipart/")) {
+    const m = /boundary="?([^";]+)"?/i.exec(request.contentType ?? "");
+    if (!m?.[1]) return undefined;
+    for (const part of text.split(`--${m[1]}`)) {
+      const split = part.indexOf("\r\n\r\n");
+      if (split < 0) continue;
+      const head = part.slice(0, split).toLowerCase();
+      if (head.includes("content-type: application/sdp")) {
+        return part.slice(split + 4).replace(/\r\n$/, "");
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The device URI of a request's sender: its Contact (GRUU when present), else its From. */
+export function deviceUriOf(request: SipRequest): string {
+  const contact = request.headers.get("Contact");
+  if (contact !== undefined) {
+    try {
+      return formatUri(parseNameAddr(contact, "Contact").uri);
+    } catch {
+      // fall through
+    }
+  }
+  return formatUri(request.from.uri);
+}
+
+/** A live conference. */
+export class Conference {
+  record: ConferenceRecord;
+  readonly roster: Roster;
+  readonly notifier: ConferenceNotifier;
+  readonly #services: ConferenceServices;
+  readonly #calls = new Map<string, Call>();
+  #audio: AudioConference | undefined;
+  #ended = false;
+  #everJoined = false;
+  #rtpCheck: TimerHandle | undefined;
+  #nextCallId = 1;
+
+  constructor(record: ConferenceRecord, services: ConferenceServices) {
+    this.record = record;
+    this.#services = services;
+    const media = record.options.mediaTypes ?? ["audio"];
+    this.roster = new Roster({
+      entity: record.uri,
+      subject: record.subject,
+      maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
+      locked: record.options.locked ?? false,
+      availableMedia: media.map((type, i) => ({ label: String(i + 1), type, status: "sendrecv" })),
+      ...(record.startsAt !== null || record.endsAt !== null
+        ? {
+          times: {
+            ...(record.startsAt !== null ? { start: record.startsAt } : {}),
+            ...(record.endsAt !== null ? { end: record.endsAt } : {}),
+          },
+        }
+        : {}),
+    });
+    this.notifier = new ConferenceNotifier({
+      ua: services.ua,
+      contact: services.contactFor(record, undefined),
+      logger: services.logger,
+      initialVersion: record.lastNotifyVersion,
+      onVersion: (version) => {
+        void services.store.updateConference(record.id, { lastNotifyVersion: version }).catch(
+          () => {},
+        );
+      },
+    });
+    this.notifier.publish(this.roster.snapshot(true));
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Number of calls (devices connected through us). */
+  get callCount(): number {
+    return this.#calls.size;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Join (dial-in)
+
+  /** An INVITE to the conference URI (RFC 4353 §5.3 joining): 200 with an SDP answer. */
+  async join(sr: ServerRequest): Promise<void> {
+    const s = this.#services;
+    const req = sr.request;
+    const aor = addressOfRecord(req.from.uri);
+    const refusal = this.roster.admission(aor);
+    if (refusal) {
+      sr.respond(refusal.status, refusal.reason);
+      return;
+    }
+    const offer = sdpBody(req);
+    if (offer === undefined) {
+      sr.respond(488, "Not Acceptable Here (an SDP offer is required)");
+      return;
+    }
+    const deviceUri = deviceUriOf(req);
+    const display = req.from.display;
+    const now = Date.now();
+    try {
+      await s.persist("join", async () => {
+        await s.store.upsertParticipant({
+          conferenceId: this.id,
+          aor,
+          displayName: display ?? null,
+          isAdmin: this.roster.users.length === 0 || (this.roster.user(aor)?.admin ?? false),
+          role: "participant",
+          state: "present",
+          joinedAt: now,
+          leftAt: null,
+        });
+        await s.store.upsertDevice({
+          conferenceId: this.id,
+          aor,
+          deviceUri,
+          name: null,
+          state: "present",
+          joiningMethod: "dialed-in",
+          joiningTime: now,
+          lastNotifyVersion: this.notifier.version,
+        });
+      });
+    } catch (err) {
+      const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
+      sr.respond(503, "Service Unavailable (storage)", {
+        headers: [["Retry-After", String(retry)]],
+      });
+      return;
+    }
+    if (sr.cancelled || this.#ended) return;
+    // A device that calls again replaces its previous call.
+    const previous = this.#calls.get(deviceUri);
+    if (previous) {
+      this.#dropCall(previous, "replaced");
+      void previous.session?.bye([["Reason", 'SIP;cause=200;text="Replaced"']]).catch(() => {});
+    }
+
+    const call: Call = {
+      id: `c${this.#nextCallId++}`,
+      aor,
+      deviceUri,
+      session: undefined,
+      ports: undefined,
+      audio: undefined,
+      joinedAt: s.clock.now(),
+      timeout: undefined,
+    };
+    let outcome: AnswerOutcome;
+    try {
+      call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
+      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port));
+    } catch (err) {
+      if (call.ports) void s.ports.release(call.ports);
+      s.logger.warn("cannot allocate media", { conference: this.id, error: err as Error });
+      sr.respond(503, "Service Unavailable (no media port)");
+      return;
+    }
+    if (!outcome.ok) {
+      void s.ports.release(call.ports);
+      sr.respond(outcome.status, outcome.reason);
+      return;
+    }
+    call.audio = outcome.audio;
+    this.#calls.set(deviceUri, call);
+    this.#startAudio(call);
+    call.session = InviteSession.accept(s.ua, sr, {
+      answer: outcome.answer,
+      contact: s.contactFor(this.record, sr.flow),
+      events: this.#sessionEvents(call),
+    });
+    this.#everJoined = true;
+    this.roster.upsertDevice(aor, display, {
+      uri: deviceUri,
+      status: "connected",
+      joiningMethod: "dialed-in",
+      joinedAt: now,
+      media: this.#mediaOf(call),
+      call: {
+        callId: req.callId,
+        fromTag: req.fromTag ?? "",
+        toTag: sr.toTag,
+      },
+    });
+    this.#armTimers(call);
+    s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
+    this.#publish();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Dial-out
+
+  /**
+   * The focus invites `target` (RFC 4353 §5.3 "dial-out"): INVITE with From = conference URI,
+   * through the outbound proxy. Resolves with the final status.
+   */
+  async dialOut(target: SipUri, invitedBy?: string): Promise<number> {
+    const s = this.#services;
+    if (this.#ended) return 410;
+    const aor = addressOfRecord(target);
+    const refusal = this.roster.admission(aor);
+    if (refusal) return refusal.status;
+    const ports = s.ports.allocate({ rtcpPort: true });
+    const offer = s.negotiator.offer(this.#caps(ports.port));
+    const now = Date.now();
+    const deviceUri = formatUri(target);
+    this.roster.upsertDevice(aor, undefined, {
+      uri: deviceUri,
+      status: "dialing-out",
+      joiningMethod: "dialed-out",
+      joinedAt: now,
+    });
+    this.#publish();
+    const call: Call = {
+      id: `c${this.#nextCallId++}`,
+      aor,
+      deviceUri,
+      session: undefined,
+      ports,
+      audio: undefined,
+      joinedAt: s.clock.now(),
+      timeout: undefined,
+    };
+    const confUri = parseUri(this.record.uri);
+    const result = await InviteSession.dial(s.ua, {
+      uri: target,
+      from: { display: undefined, uri: confUri, params: new Map() },
+      to: { display: undefined, uri: target, params: new Map() },
+      contact: s.contactFor(this.record, undefined),
+      offer,
+      headers: [
+        ["Subject", this.record.subject],
+        ...(invitedBy ? [["Referred-By", `<${invitedBy}>`] as const] : []),
+      ],
+    }, this.#sessionEvents(call));
+    if (!result.session || this.#ended) {
+      result.session?.bye().catch(() => {});
+      void s.ports.release(ports);
+      this.roster.removeDevice(deviceUri);
+      this.#publish();
+      s.logger.info("dial-out failed", {
+        conference: this.id,
+        target: deviceUri,
+        status: result.response.status,
+      });
+      return result.response.status;
+    }
+    call.session = result.session;
+    call.audio = s.negotiator.parseAnswer(offer, result.session.remoteSdp ?? "");
+    this.#calls.set(deviceUri, call);
+    this.#startAudio(call);
+    this.#everJoined = true;
+    const d = this.roster.device(deviceUri);
+    if (d) {
+      d.device.status = "connected";
+      d.device.media = this.#mediaOf(call);
+    }
+    void s.persist("dial-out", async () => {
+      await s.store.upsertParticipant({
+        conferenceId: this.id,
+        aor,
+        displayName: null,
+        isAdmin: this.roster.user(aor)?.admin ?? false,
+        role: "participant",
+        state: "present",
+        joinedAt: now,
+        leftAt: null,
+      });
+      await s.store.upsertDevice({
+        conferenceId: this.id,
+        aor,
+        deviceUri,
+        name: null,
+        state: "present",
+        joiningMethod: "dialed-out",
+        joiningTime: now,
+        lastNotifyVersion: this.notifier.version,
+      });
+    }).catch(() => {});
+    this.#armTimers(call);
+    this.#publish();
+    return result.response.status;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Subscriptions, REFER, eject
+
+  /** SUBSCRIBE Event: conference (RFC 4575 §3). */
+  subscribe(sr: ServerRequest): void {
+    this.notifier.subscribe(sr);
+  }
+
+  /**
+   * REFER to the focus (RFC 4579 §5.5; Flexisip semantics): `Refer-To: <uri>` invites,
+   * `<uri;method=BYE>` removes, `;admin=true|false` sets the role. Only admins may refer
+   * (403). The implicit subscription (RFC 3515 §2.4.4) gets sipfrag NOTIFYs.
+   */
+  refer(sr: ServerRequest, session: InviteSession | undefined): void {
+    const s = this.#services;
+    const req = sr.request;
+    const referrer = addressOfRecord(req.from.uri);
+    if (!this.roster.user(referrer)?.admin) {
+      sr.respond(403, "Forbidden (only conference admins may do that)");
+      return;
+    }
+    const referTo = req.headers.get("Refer-To");
+    let target: SipUri;
+    let admin: string | null | undefined;
+    try {
+      if (referTo === undefined) throw new SyntaxError("missing Refer-To");
+      const na = parseNameAddr(referTo, "Refer-To");
+      target = na.uri;
+      admin = target.params.get("admin") ?? na.params.get("admin");
+    } catch (err) {
+      sr.respond(400, `Bad Request (${(err as Error).message})`);
+      return;
+    }
+    const method = (target.params.get("method") ?? "INVITE")?.toUpperCase();
+    const aor = addressOfRecord(target);
+    const subOptions = {
+      event: "refer",
+      minExpires: 60,
+      maxExpires: 600,
+      defaultExpires: 60,
+      contact: s.contactFor(this.record, sr.flow),
+      events: { onRefresh: () => {}, onTerminated: () => {} },
+    };
+    let sub: Subscription;
+    if (session) {
+      sub = Subscription.implicit(s.ua, session.dialog, session.flow, subOptions);
+      sr.respond(202);
+    } else {
+      sub = Subscription.forRefer(s.ua, sr, subOptions);
+      sr.respond(202, undefined, { headers: [["Contact", subOptions.contact]] });
+    }
+    const frag = (status: number, reason: string, final: boolean) =>
+      sub.notify(
+        {
+          contentType: "message/sipfrag;version=2.0",
+          body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
+        },
+        final ? "noresource" : undefined,
+      );
+
+    if (admin !== undefined && admin !== null && method !== "BYE") {
+      const changed = this.roster.setAdmin(aor, admin === "true" || admin === "1");
+      const known = this.roster.user(aor) !== undefined;
+      if (known) {
+        void s.store.upsertParticipant({
+          conferenceId: this.id,
+          aor,
+          displayName: this.roster.user(aor)?.displayName ?? null,
+          isAdmin: this.roster.user(aor)?.admin ?? false,
+          role: "participant",
+          state: "present",
+          joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
+          leftAt: null,
+        }).catch(() => {});
+      }
+      if (changed) this.#publish();
+      void frag(known ? 200 : 404, known ? "OK" : "Not Found", true);
+      return;
+    }
+    if (method === "BYE") {
+      const ejected = this.eject(aor);
+      void frag(ejected ? 200 : 404, ejected ? "OK" : "Not Found", true);
+      return;
+    }
+    void frag(100, "Trying", false);
+    const cleanTarget: SipUri = { ...target, params: new Map(target.params), headers: new Map() };
+    cleanTarget.params.delete("method");
+    cleanTarget.params.delete("admin");
+    void this.dialOut(cleanTarget, formatUri(req.from.uri)).then((status) => {
+      void frag(status, status >= 200 && status < 300 ? "OK" : "Failed", true);
+    }).catch(() => void frag(500, "Server Internal Error", true));
+  }
+
+  /** Ejects every device of a user (the focus sends BYE, RFC 4353 §5.3). */
+  eject(aor: string): boolean {
+    const calls = [...this.#calls.values()].filter((c) => c.aor === aor);
+    if (calls.length === 0 && !this.roster.user(aor)) return false;
+    for (const call of calls) {
+      const session = call.session;
+      this.#dropCall(call, "booted");
+      void session?.bye([["Reason", 'SIP;cause=200;text="Removed from conference"']]).catch(
+        () => {},
+      );
+    }
+    this.roster.removeUser(aor);
+    this.#publish();
+    this.#maybeEnd();
+    return true;
+  }
+
+  /** Ends the conference: subscriptions terminated first, then everyone gets BYE (RFC 4353 §5.1). */
+  async end(reason = "Conference ended"): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    const s = this.#services;
+    this.#rtpCheck?.cancel();
+    await this.notifier.close("noresource");
+    const byes: Promise<void>[] = [];
+    for (const call of [...this.#calls.values()]) {
+      const session = call.session;
+      this.#dropCall(call, "ended");
+      if (session) {
+        byes.push(session.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {}));
+      }
+    }
+    this.#audio?.close();
+    this.#audio = undefined;
+    await Promise.all(byes);
+    if (this.record.kind !== "dial-in") {
+      try {
+        this.record = await s.persist("end", () => s.store.endConference(this.id, Date.now()));
+      } catch {
+        s.logger.warn("could not record the end of a conference", { conference: this.id });
+      }
+    }
+    s.logger.info("conference ended", { conference: this.id });
+    s.onEnded(this);
+  }
+
+  /** Drops every call without signalling (server shutdown). */
+  async shutdown(): Promise<void> {
+    this.#rtpCheck?.cancel();
+    await this.notifier.close("noresource").catch(() => {});
+    for (const call of [...this.#calls.values()]) {
+      const session = call.session;
+      this.#dropCall(call, "shutdown");
+      await session?.bye([["Reason", 'SIP;cause=503;text="Server shutting down"']]).catch(() => {});
+    }
+    this.#audio?.close();
+    this.#audio = undefined;
+  }
+
+  // ------------------------------------------------------------------------------------
+
+  #caps(port: number): LocalMediaCaps {
+    return {
+      address: this.#services.mediaAddress,
+      audioCodecs: this.#services.audioCodecs,
+      audioPort: port,
+    };
+  }
+
+  #sessionEvents(call: Call) {
+    return {
+      onOffer: (offer: string) => {
+        const outcome = this.#services.negotiator.answer(offer, this.#caps(call.ports?.port ?? 0));
+        if (!outcome.ok) return { status: outcome.status, reason: outcome.reason };
+        call.audio = outcome.audio;
+        this.#updateAudio(call);
+        const d = this.roster.device(call.deviceUri);
+        if (d) {
+          d.device.media = this.#mediaOf(call);
+          d.device.status =
+            outcome.audio?.direction === "inactive" || outcome.audio?.direction === "recvonly"
+              ? "on-hold"
+              : "connected";
+          this.#publish();
+        }
+        return { answer: outcome.answer };
+      },
+      onEnded: (reason: string) => {
+        if (this.#calls.get(call.deviceUri) !== call) return;
+        this.#services.logger.info("participant left", {
+          conference: this.id,
+          device: call.deviceUri,
+          reason,
+        });
+        this.#dropCall(call, reason);
+        this.roster.removeDevice(call.deviceUri);
+        void this.#services.store.removeDevice(this.id, call.deviceUri).catch(() => {});
+        if (!this.roster.user(call.aor)) {
+          void this.#services.store.getParticipant(this.id, call.aor).then((p) =>
+            p
+              ? this.#services.store.upsertParticipant({ ...p, state: "left", leftAt: Date.now() })
+              : undefined
+          ).catch(() => {});
+        }
+        this.#publish();
+        this.#maybeEnd();
+      },
+      onRequest: (sr: ServerRequest) => {
+        if (sr.request.method === "REFER") this.refer(sr, call.session);
+      },
+    };
+  }
+
+  #startAudio(call: Call): void {
+    const s = this.#services;
+    if (!call.audio || !call.ports) return;
+    if (!this.#audio) {
+      this.#audio = new AudioConference({
+        clock: s.clock,
+        ticker: s.ticker,
+        mixer: { maxSpeakers: s.maxSpeakers },
+      });
+    }
+    const a = call.audio;
+    this.#audio.addParticipant(call.id, {
+      socket: call.ports.rtp,
+      ...(call.ports.rtcp ? { rtcpSocket: call.ports.rtcp } : {}),
+      rtcpMux: a.rtcpMux,
+      remote: a.remote,
+      ...(a.remoteRtcp ? { remoteRtcp: a.remoteRtcp } : {}),
+      payloadType: a.payloadType,
+      codec: a.codec,
+      clockRate: a.clockRate,
+      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
+      ...(a.audioLevelExtId !== undefined ? { audioLevelExtId: a.audioLevelExtId } : {}),
+      direction: a.direction,
+    });
+  }
+
+  #updateAudio(call: Call): void {
+    const a = call.audio;
+    if (!this.#audio || !a) return;
+    if (!this.#audio.participantIds.includes(call.id)) {
+      this.#startAudio(call);
+      return;
+    }
+    this.#audio.updateParticipant(call.id, {
+      remote: a.remote,
+      direction: a.direction,
+      payloadType: a.payloadType,
+      codec: a.codec,
+      clockRate: a.clockRate,
+      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
+    });
+  }
+
+  #mediaOf(call: Call): MediaSnapshot[] {
+    if (!call.audio) return [];
+    return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }];
+  }
+
+  #armTimers(call: Call): void {
+    const s = this.#services;
+    if (s.callTimeoutMs > 0) {
+      call.timeout = s.clock.setTimer(s.callTimeoutMs, () => {
+        if (this.#calls.get(call.deviceUri) !== call) return;
+        const session = call.session;
+        s.logger.info("call timeout", { conference: this.id, device: call.deviceUri });
+        void session?.bye([["Reason", 'SIP;cause=200;text="Call timeout"']]).catch(() => {});
+      });
+    }
+    if (s.noRtpTimeoutMs > 0 && !this.#rtpCheck) this.#scheduleRtpCheck();
+  }
+
+  #scheduleRtpCheck(): void {
+    const s = this.#services;
+    this.#rtpCheck = s.clock.setTimer(NO_RTP_CHECK_MS, () => {
+      this.#rtpCheck = undefined;
+      if (this.#ended) return;
+      const now = s.clock.now();
+      for (const call of [...this.#calls.values()]) {
+        if (!this.#audio || !call.audio || call.audio.direction === "inactive") continue;
+        let last: number | undefined;
+        try {
+          last = this.#audio.participantStats(call.id).lastRtpAt;
+        } catch {
+          continue;
+        }
+        if (now - (last ?? call.joinedAt) > s.noRtpTimeoutMs) {
+          s.logger.info("no RTP, hanging up", { conference: this.id, device: call.deviceUri });
+          void call.session?.bye([["Reason", 'SIP;cause=408;text="No RTP"']]).catch(() => {});
+        }
+      }
+      if (this.#calls.size > 0) this.#scheduleRtpCheck();
+    });
+  }
+
+  #dropCall(call: Call, _reason: string): void {
+    if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
+    call.timeout?.cancel();
+    if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
+    if (call.ports) void this.#services.ports.release(call.ports);
+    call.ports = undefined;
+    if (this.#calls.size === 0) {
+      this.#rtpCheck?.cancel();
+      this.#rtpCheck = undefined;
+    }
+  }
+
+  #maybeEnd(): void {
+    // Ad-hoc conferences end when the last participant leaves (Flexisip destroy policy);
+    // dial-in rooms stay.
+    if (this.record.kind === "dial-in" || !this.#everJoined || this.#ended) return;
+    if (this.roster.users.length === 0) void this.end("Last participant left");
+  }
+
+  #publish(): void {
+    if (this.#ended) return;
+    this.notifier.publish(this.roster.snapshot(true));
+  }
+}
