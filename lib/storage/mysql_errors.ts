@@ -6,7 +6,14 @@
  */
 
 import type { FailureKind } from "./retry.ts";
-import { StoreConflictError, StoreError, StoreNotFoundError } from "./store.ts";
+import type { MysqlConnectionOptions } from "./connection_string.ts";
+import {
+  StoreConflictError,
+  StoreError,
+  StoreNotFoundError,
+  StoreOpenError,
+  StoreUnavailableError,
+} from "./store.ts";
 
 /** The fields of a mysql2 / Node socket error we look at. */
 interface DriverError {
@@ -93,4 +100,47 @@ export function translateMysqlError(error: unknown): unknown {
     default:
       return new StoreError(`MySQL: ${error.message}`, { cause: error });
   }
+}
+
+/** One clear line for a store that cannot be opened. */
+export function mysqlOpenError(
+  error: unknown,
+  c: MysqlConnectionOptions,
+  target: string,
+  retryAfterSeconds: number,
+): StoreError {
+  const code = errorCode(error);
+  if (code === "ER_ACCESS_DENIED_ERROR" || code === "ER_DBACCESS_DENIED_ERROR") {
+    return new StoreOpenError(
+      `access denied for MySQL user '${c.user}' at ${target} (database '${c.database}')`,
+      { cause: error },
+    );
+  }
+  if (code === "ER_BAD_DB_ERROR") {
+    return new StoreOpenError(`MySQL database '${c.database}' does not exist at ${target}`, {
+      cause: error,
+    });
+  }
+  if (isConnectionError(error)) {
+    return new StoreUnavailableError(
+      `cannot connect to MySQL at ${target}: ${code}`,
+      retryAfterSeconds,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new StoreOpenError(
+    `cannot open MySQL database '${c.database}' at ${target}: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
+
+/** Turns a foreign-key failure into a StoreNotFoundError with a useful message. */
+export function foreignKeyToNotFound(error: unknown, message: string): unknown {
+  const code = errorCode(error);
+  if (code === "ER_NO_REFERENCED_ROW_2" || code === "ER_NO_REFERENCED_ROW") {
+    return new StoreNotFoundError(message, { cause: error });
+  }
+  return error;
 }

@@ -21,10 +21,13 @@ import { type Clock, systemClock } from "../config/clock.ts";
 import { createLogger } from "../config/log.ts";
 import { describeMysqlTarget, type MysqlConnectionOptions } from "./connection_string.ts";
 import { migrateMysql } from "./migrations.ts";
+import { ConnectionHealth } from "./connection_health.ts";
 import {
   classifyMysqlError,
   errorCode,
+  foreignKeyToNotFound,
   isConnectionError,
+  mysqlOpenError,
   translateMysqlError,
 } from "./mysql_errors.ts";
 import {
@@ -61,7 +64,6 @@ import {
   StoreConflictError,
   StoreError,
   StoreNotFoundError,
-  StoreOpenError,
   StoreUnavailableError,
 } from "./store.ts";
 
@@ -99,7 +101,7 @@ export class MysqlStore implements Store {
   readonly #maxEvents: number;
   readonly #queryTimeout: number;
   readonly #hooks: RetryHooks;
-  #downSince: number | null = null;
+  readonly #health: ConnectionHealth;
   #closed = false;
 
   private constructor(pool: Pool, target: string, options: MysqlStoreOptions, policy: RetryPolicy) {
@@ -109,10 +111,11 @@ export class MysqlStore implements Store {
     this.#policy = policy;
     this.#maxEvents = options.maxEventsPerConference ?? 100;
     this.#queryTimeout = options.queryTimeoutMs ?? 10_000;
+    this.#health = new ConnectionHealth(log, `MySQL at ${target}`, this.#clock);
     this.#hooks = {
       classify: (error) => this.#closed ? "fatal" : classifyMysqlError(error),
-      onConnectionFailure: (error) => this.#markDown(error),
-      onSuccess: () => this.#markUp(),
+      onConnectionFailure: (error) => this.#health.lost(errorCode(error)),
+      onSuccess: () => this.#health.ok(),
       describe: (error) => `cannot reach MySQL at ${this.#target}: ${errorCode(error)}`,
     };
   }
@@ -150,7 +153,7 @@ export class MysqlStore implements Store {
       connection = await pool.getConnection();
     } catch (error) {
       await pool.end().catch(() => undefined);
-      throw openFailure(error, c, target, policy.retryAfterSeconds);
+      throw mysqlOpenError(error, c, target, policy.retryAfterSeconds);
     }
     try {
       const where = `${target}/${c.database}`;
@@ -166,7 +169,7 @@ export class MysqlStore implements Store {
       connection.destroy();
       await pool.end().catch(() => undefined);
       if (error instanceof StoreError) throw error;
-      throw openFailure(error, c, target, policy.retryAfterSeconds);
+      throw mysqlOpenError(error, c, target, policy.retryAfterSeconds);
     }
     return new MysqlStore(pool, target, { ...options, maxEventsPerConference: maxEvents }, policy);
   }
@@ -296,7 +299,7 @@ export class MysqlStore implements Store {
           ],
         );
       } catch (error) {
-        throw missingParent(error, `conference ${p.conferenceId} does not exist`);
+        throw foreignKeyToNotFound(error, `conference ${p.conferenceId} does not exist`);
       }
     });
   }
@@ -358,7 +361,7 @@ export class MysqlStore implements Store {
           ],
         );
       } catch (error) {
-        throw missingParent(
+        throw foreignKeyToNotFound(
           error,
           `participant ${d.aor} of conference ${d.conferenceId} does not exist`,
         );
@@ -425,7 +428,7 @@ export class MysqlStore implements Store {
             );
             if (rows[0] !== undefined) return Number(rows[0]["id"]);
           }
-          throw missingParent(error, `conference ${conferenceId} does not exist`);
+          throw foreignKeyToNotFound(error, `conference ${conferenceId} does not exist`);
         }
         await this.#exec(
           connection,
@@ -491,7 +494,7 @@ export class MysqlStore implements Store {
           );
         } catch (error) {
           if (errorCode(error) !== "ER_DUP_ENTRY") {
-            throw missingParent(error, `conference ${conferenceId} does not exist`);
+            throw foreignKeyToNotFound(error, `conference ${conferenceId} does not exist`);
           }
           const rows = await this.#rows(
             connection,
@@ -549,10 +552,10 @@ export class MysqlStore implements Store {
     if (this.#closed) throw new StoreClosedError();
     try {
       await this.#rows(this.#pool, "SELECT 1 AS one", []);
-      this.#markUp();
+      this.#health.ok();
     } catch (error) {
       if (!isConnectionError(error)) throw translateMysqlError(error);
-      this.#markDown(error);
+      this.#health.lost(errorCode(error));
       throw new StoreUnavailableError(
         `cannot reach MySQL at ${this.#target}: ${errorCode(error)}`,
         this.#policy.retryAfterSeconds,
@@ -625,63 +628,4 @@ export class MysqlStore implements Store {
     if (conference === null) throw new StoreNotFoundError(`conference ${id} does not exist`);
     return conference;
   }
-
-  #markDown(error: unknown): void {
-    if (this.#downSince !== null) return;
-    this.#downSince = this.#clock.now();
-    log.warn("lost connection to MySQL; retrying", {
-      target: this.#target,
-      error: errorCode(error),
-    });
-  }
-
-  #markUp(): void {
-    if (this.#downSince === null) return;
-    const downMs = Math.round(this.#clock.now() - this.#downSince);
-    this.#downSince = null;
-    log.info("connection to MySQL restored", { target: this.#target, downMs });
-  }
-}
-
-/** One clear line for a store that cannot be opened. */
-function openFailure(
-  error: unknown,
-  c: MysqlConnectionOptions,
-  target: string,
-  retryAfterSeconds: number,
-): StoreError {
-  const code = errorCode(error);
-  if (code === "ER_ACCESS_DENIED_ERROR" || code === "ER_DBACCESS_DENIED_ERROR") {
-    return new StoreOpenError(
-      `access denied for MySQL user '${c.user}' at ${target} (database '${c.database}')`,
-      { cause: error },
-    );
-  }
-  if (code === "ER_BAD_DB_ERROR") {
-    return new StoreOpenError(`MySQL database '${c.database}' does not exist at ${target}`, {
-      cause: error,
-    });
-  }
-  if (isConnectionError(error)) {
-    return new StoreUnavailableError(
-      `cannot connect to MySQL at ${target}: ${code}`,
-      retryAfterSeconds,
-      {
-        cause: error,
-      },
-    );
-  }
-  return new StoreOpenError(
-    `cannot open MySQL database '${c.database}' at ${target}: ${(error as Error).message}`,
-    { cause: error },
-  );
-}
-
-/** Turns a foreign-key failure into a StoreNotFoundError with a useful message. */
-function missingParent(error: unknown, message: string): unknown {
-  const code = errorCode(error);
-  if (code === "ER_NO_REFERENCED_ROW_2" || code === "ER_NO_REFERENCED_ROW") {
-    return new StoreNotFoundError(message, { cause: error });
-  }
-  return error;
 }

@@ -139,11 +139,14 @@ Deno.test({
       }
       await rejectsWith(s.ping(), StoreUnavailableError, "ECONNREFUSED");
       assert.equal(
-        capture.matching("lost connection to MySQL").length,
+        capture.matching(`lost connection to MySQL at 127.0.0.1:${server.port}`).length,
         1,
         capture.lines.join("\n"),
       );
-      assert.equal(capture.matching("connection to MySQL restored").length, 0);
+      assert.equal(
+        capture.matching(`connection to MySQL at 127.0.0.1:${server.port} restored`).length,
+        0,
+      );
 
       // Back on the same data directory and port: the same store object works again.
       await server.start();
@@ -151,7 +154,7 @@ Deno.test({
       assert.equal(before?.uri, "sip:before@x");
       assert.equal(before?.endedAt, null, "the refused endConference did not happen");
       assert.equal(
-        capture.matching("connection to MySQL restored").length,
+        capture.matching(`connection to MySQL at 127.0.0.1:${server.port} restored`).length,
         1,
         capture.lines.join("\n"),
       );
@@ -163,8 +166,14 @@ Deno.test({
       await s.createConference({ id: "after", uri: "sip:after@x", kind: "chat", createdAt: T0 });
       assert.equal(await s.getConference("during"), null, "a refused write was not stored");
       await s.ping();
-      assert.equal(capture.matching("lost connection to MySQL").length, 1);
-      assert.equal(capture.matching("connection to MySQL restored").length, 1);
+      assert.equal(
+        capture.matching(`lost connection to MySQL at 127.0.0.1:${server.port}`).length,
+        1,
+      );
+      assert.equal(
+        capture.matching(`connection to MySQL at 127.0.0.1:${server.port} restored`).length,
+        1,
+      );
       assert.deepEqual(unhandled, []);
     } finally {
       capture.restore();
