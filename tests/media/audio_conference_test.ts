@@ -5,120 +5,19 @@ import {
   type AudioConferenceOptions,
   type MediaDirection,
 } from "../../lib/media/audio_conference.ts";
-import { type AudioCodecName, createDecoder, createEncoder } from "../../lib/media/codecs/codec.ts";
+import type { AudioCodecName } from "../../lib/media/codecs/codec.ts";
 import { MediaTicker } from "../../lib/media/media_ticker.ts";
-import { audioLevelExtension } from "../../lib/media/rtp.ts";
 import { serializeTelephoneEvent } from "../../lib/media/telephone_event.ts";
 import { UdpSocket } from "../../lib/media/udp_socket.ts";
-import { RtpPeer } from "../_helpers/rtp_peer.ts";
-
-/** Goertzel power of `freq` in `x` (sample rate `fs`), normalised by length². */
-function goertzel(x: Int16Array, freq: number, fs: number): number {
-  const coeff = 2 * Math.cos((2 * Math.PI * freq) / fs);
-  let s1 = 0;
-  let s2 = 0;
-  for (let i = 0; i < x.length; i++) {
-    const s = x[i]! + coeff * s1 - s2;
-    s2 = s1;
-    s1 = s;
-  }
-  return (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.length * x.length);
-}
-
-function tone(freq: number, fs: number, start: number, count: number, amp = 8000): Int16Array {
-  const out = new Int16Array(count);
-  for (let i = 0; i < count; i++) {
-    out[i] = Math.round(amp * Math.sin((2 * Math.PI * freq * (start + i)) / fs));
-  }
-  return out;
-}
-
-function seeded(seed: number): () => number {
-  let s = seed;
-  return () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
-}
-
-/** Waits (yielding to I/O, no timers involved in the logic) until `cond()` holds. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    if (cond()) return;
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-/**
- * One simulated phone: an RTP peer plus its encoder, tone and sequence state. `socket` is
- * the conference's side of the call (what the engine would allocate from the port pool).
- */
-class Phone {
-  readonly peer = new RtpPeer();
-  readonly socket = UdpSocket.bind("127.0.0.1", 0);
-  readonly encoder;
-  readonly decoder;
-  readonly fs: number;
-  readonly frame: number;
-  seq = 1000;
-  ts = 5000;
-  sentSamples = 0;
-
-  constructor(
-    readonly id: string,
-    readonly codec: AudioCodecName,
-    readonly freq: number,
-    readonly payloadType: number,
-  ) {
-    this.fs = codec === "opus" ? 48000 : 8000;
-    this.frame = this.fs / 50;
-    this.encoder = createEncoder(codec, { sampleRate: this.fs });
-    this.decoder = createDecoder(codec, { sampleRate: this.fs });
-  }
-
-  /** Sends the next 20 ms of its tone (or silence) to the conference. */
-  async sendFrame(options: { silent?: boolean; levelExtId?: number } = {}): Promise<void> {
-    const pcm = options.silent
-      ? new Int16Array(this.frame)
-      : tone(this.freq, this.fs, this.sentSamples, this.frame);
-    this.sentSamples += this.frame;
-    await this.peer.sendRtp(this.socket.port, {
-      sequenceNumber: this.seq++ & 0xffff,
-      timestamp: this.ts,
-      payloadType: this.payloadType,
-      ssrc: 0x1000 + this.freq,
-      payload: this.encoder.encode(pcm),
-      extensions: options.levelExtId === undefined
-        ? []
-        : [audioLevelExtension(options.levelExtId, options.silent ? 127 : 20, !options.silent)],
-    });
-    this.ts = (this.ts + this.frame) >>> 0;
-  }
-
-  /** Decodes everything received so far into one PCM array. */
-  received(): Int16Array {
-    const packets = this.peer.rtp.drain();
-    const parts = packets.map((p) => this.decoder.decode(p.payload));
-    const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const part of parts) {
-      out.set(part, o);
-      o += part.length;
-    }
-    return out;
-  }
-
-  async close(): Promise<void> {
-    this.encoder.close();
-    this.decoder.close();
-    await this.peer.close();
-    await this.socket.close();
-  }
-}
+import { heardPowers, Phone, runTicks, seeded, until } from "../_helpers/media_phone.ts";
 
 interface Setup {
   readonly clock: FakeClock;
   readonly ticker: MediaTicker;
   readonly conference: AudioConference;
   readonly phones: Phone[];
+  /** The conference's socket for each phone (what the engine would take from the pool). */
+  readonly sockets: UdpSocket[];
   close(): Promise<void>;
 }
 
@@ -131,9 +30,11 @@ function setup(
   const ticker = new MediaTicker({ clock });
   const conference = new AudioConference({ clock, ticker, random: seeded(42), ...options });
   const phones = specs.map((s, i) => new Phone(`p${i}`, s.codec, s.freq, s.pt));
+  const sockets = phones.map(() => UdpSocket.bind("127.0.0.1", 0));
   for (const [i, phone] of phones.entries()) {
+    phone.target = sockets[i]!.port;
     conference.addParticipant(phone.id, {
-      socket: phone.socket,
+      socket: sockets[i]!,
       remote: { address: "127.0.0.1", port: phone.peer.port },
       payloadType: phone.payloadType,
       codec: phone.codec,
@@ -146,40 +47,34 @@ function setup(
     ticker,
     conference,
     phones,
+    sockets,
     async close() {
       conference.close();
       for (const phone of phones) await phone.close();
+      for (const socket of sockets) await socket.close();
       assert.equal(clock.pendingTimers, 0, "no timer left behind");
     },
   };
 }
 
-/** Runs `ticks` steps: each phone sends a frame, the conference receives it, time moves 20 ms. */
+/** Runs `ticks` steps: phones send, the conference receives, time moves 20 ms. */
 async function run(
   s: Setup,
   ticks: number,
-  send: (phone: Phone, tick: number) => Promise<void> | undefined = (p) => p.sendFrame(),
+  send?: (phone: Phone, tick: number) => Promise<void> | undefined,
 ): Promise<void> {
-  for (let t = 0; t < ticks; t++) {
-    const before = s.phones.map((p) => p.socket.stats.received);
-    const sent = await Promise.all(s.phones.map((p) => send(p, t) !== undefined));
-    await until(
-      () => s.phones.every((p, i) => p.socket.stats.received >= before[i]! + (sent[i] ? 1 : 0)),
-      "conference received this tick's packets",
-    );
-    s.clock.advance(20);
-  }
+  await runTicks(
+    s.phones,
+    ticks,
+    (i) => s.sockets[i]!.stats.received,
+    () => s.clock.advance(20),
+    send,
+  );
   // The last tick's packets have left the conference's sockets.
-  await Promise.all(s.phones.map((p) => p.socket.whenIdle()));
+  await Promise.all(s.sockets.map((socket) => socket.whenIdle()));
 }
 
-/** Tone powers heard by a phone, after skipping the first `skipMs` of its recording. */
-function heard(phone: Phone, freqs: number[], skipMs = 300): number[] {
-  const pcm = phone.received();
-  const tail = pcm.subarray(Math.min(pcm.length, (phone.fs * skipMs) / 1000));
-  assert.ok(tail.length > phone.fs / 2, `${phone.id} heard only ${pcm.length} samples`);
-  return freqs.map((f) => goertzel(tail, f, phone.fs));
-}
+const heard = heardPowers;
 
 Deno.test("audio conference: three PCMU phones each hear the other two tones, never their own", async () => {
   const freqs = [440, 800, 1300];
@@ -331,7 +226,7 @@ Deno.test("audio conference: DTMF digits and active speaker surface as callbacks
           480,
         ]] as const
       ) {
-        await p0.peer.sendRtp(p0.socket.port, {
+        await p0.peer.sendRtp(p0.target, {
           sequenceNumber: p0.seq++ & 0xffff,
           timestamp: eventTs,
           payloadType: 101,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Clock, FakeClock, type TimerHandle } from "../../lib/config/clock.ts";
+import { setLogSink } from "../../lib/config/log.ts";
 import { MediaTicker } from "../../lib/media/media_ticker.ts";
 
 Deno.test("media ticker: one tick per 20 ms for all listeners, stepped by a FakeClock", () => {
@@ -120,14 +121,21 @@ Deno.test("media ticker: a throwing listener does not stop the others", () => {
   const clock = new FakeClock(0);
   const ticker = new MediaTicker({ clock });
   let ok = 0;
-  const r1 = ticker.add(() => {
-    throw new Error("boom");
-  });
-  const r2 = ticker.add(() => ok++);
-  clock.advance(60);
+  const lines: string[] = [];
+  const previous = setLogSink((line) => lines.push(line));
+  try {
+    const r1 = ticker.add(() => {
+      throw new Error("boom");
+    });
+    const r2 = ticker.add(() => ok++);
+    clock.advance(60);
+    r1();
+    r2();
+  } finally {
+    setLogSink(previous);
+  }
   assert.equal(ok, 3);
-  r1();
-  r2();
+  assert.equal(lines.filter((l) => l.includes("listener failed") && l.includes("boom")).length, 3);
 });
 
 Deno.test("media ticker: tickNow runs a tick manually and measures its work", () => {
