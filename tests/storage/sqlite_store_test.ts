@@ -76,7 +76,14 @@ Deno.test("sqlite3: every acknowledged write survives a SIGKILL of the writer", 
   const dir = await Deno.makeTempDir({ prefix: "conclave_sqlite_kill_" });
   const writer = new URL("./_sqlite_writer.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", writer, dir],
+    args: [
+      "run",
+      "--allow-all",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      writer,
+      dir,
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
