@@ -137,7 +137,9 @@ export class Resampler {
       throw new ResamplerError(`ratio ${this.#up}/${this.#down} too large`);
     }
     this.#bank = designBank(this.#up, this.#down, options);
-    this.#buf = new Float32Array(this.#bank.taps - 1 + 960);
+    this.#buf = new Float32Array(
+      this.#bank.taps - 1 + (inputRate / 50 > 0 ? Math.ceil(inputRate / 50) : 160),
+    );
   }
 
   /** Filter length in taps per polyphase branch (the delay is about half of it). */
@@ -207,6 +209,41 @@ export class Resampler {
     }
     this.#historySilent = zero;
     return out;
+  }
+
+  /**
+   * Consumes a block without computing its output: keeps the history and phase as if
+   * {@link process} had run, at the cost of a copy. For streams whose output is not needed
+   * this tick (a participant not being mixed), so the next processed block joins cleanly.
+   */
+  skip(input: Int16Array): void {
+    const up = this.#up;
+    const down = this.#down;
+    const hist = this.#bank.taps - 1;
+    const n = input.length;
+    const end = n * up;
+    const count = Math.max(0, Math.ceil((end - this.#pos) / down));
+    this.#pos = this.#pos + count * down - end;
+    if (up === 1 && down === 1) return;
+    const buf = this.#buf;
+    let zero = true;
+    if (n >= hist) {
+      for (let i = 0; i < hist; i++) {
+        const v = input[n - hist + i] as number;
+        buf[i] = v;
+        if (v !== 0) zero = false;
+      }
+    } else {
+      buf.copyWithin(0, n, hist);
+      for (let i = 0; i < n; i++) buf[hist - n + i] = input[i] as number;
+      for (let i = 0; i < hist; i++) {
+        if (buf[i] !== 0) {
+          zero = false;
+          break;
+        }
+      }
+    }
+    this.#historySilent = zero;
   }
 
   /** Forgets the history (a new talk-spurt from an unrelated source). */

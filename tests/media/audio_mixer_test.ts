@@ -354,6 +354,35 @@ Deno.test("RFC 6464 levels rank speakers instead of frame energy", () => {
   }
 });
 
+Deno.test("lazy frames: only the mixed speakers are decoded", () => {
+  const conf = new Conference({ maxSpeakers: 2 });
+  try {
+    const levels: Record<string, number> = { a: 20, b: 25, c: 40, d: 127 };
+    const calls: Record<string, number> = { a: 0, b: 0, c: 0, d: 0 };
+    for (const id of Object.keys(levels)) conf.add(id, "pcmu");
+    for (let t = 0; t < 20; t++) {
+      for (const [id, audioLevel] of Object.entries(levels)) {
+        conf.mixer.pushLazyFrame(id, {
+          audioLevel,
+          pcm48: () => {
+            calls[id] = (calls[id] as number) + 1;
+            return sine(TONES[id] as number, 5000, MIXER_FRAME, 48000, t * MIXER_FRAME);
+          },
+        });
+      }
+      conf.mixer.tick();
+      conf.tickNo++;
+    }
+    assert.deepEqual(calls, { a: 20, b: 20, c: 0, d: 0 });
+    const out = conf.heard("d", 5, 20);
+    assert.ok(Math.abs(db(toneAmplitude(out, TONES["a"] as number), 5000)) < 1);
+    assert.ok(Math.abs(db(toneAmplitude(out, TONES["b"] as number), 5000)) < 1);
+    assert.ok(toneAmplitude(out, TONES["c"] as number) < 20);
+  } finally {
+    conf.close();
+  }
+});
+
 Deno.test("Opus shared ↔ own encoder switches keep the stream decodable", () => {
   const conf = new Conference({ ownEncoderIdleTicks: 30, vad: { hangoverFrames: 5 } });
   try {

@@ -87,6 +87,19 @@ Deno.test("Resampler: silence in gives silence out; a tone after silence is inta
   assert.ok(tail.some((v) => v !== 0));
 });
 
+Deno.test("Resampler.skip keeps history and phase exactly as process would", () => {
+  for (const [inRate, outRate, n] of [[8000, 48000, 160], [48000, 8000, 960], [8000, 48000, 7]]) {
+    const a = new Resampler(inRate as number, outRate as number);
+    const b = new Resampler(inRate as number, outRate as number);
+    for (let f = 0; f < 6; f++) {
+      const x = sine(700, 9000, n as number, inRate as number, f * (n as number));
+      const y = a.process(x);
+      if (f % 2 === 0) b.skip(x);
+      else assert.deepEqual(b.process(x), y, `${inRate}→${outRate} block ${f}`);
+    }
+  }
+});
+
 Deno.test("Resampler: latency is small and reported", () => {
   const r = new Resampler(48000, 8000);
   assert.ok(r.delaySamples > 0 && r.delaySamples < 16, `delay ${r.delaySamples} samples at 8 kHz`);

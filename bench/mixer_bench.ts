@@ -1,0 +1,329 @@
+/**
+ * One conference of 1,000 participants (500 Opus, 500 PCMU listeners) with 3 speakers
+ * (2 Opus, 1 PCMU), on one core: the cost of one 20 ms mixer tick — mix, encode, and an
+ * RTP packet per listener serialized into a buffer (12-byte RFC 3550 header + payload; the
+ * RTP half owns the sockets, see `udp_bench.ts` for their cost).
+ *
+ * Baseline: the same conference with per-listener encoding (the FreeSWITCH/Janus way:
+ * every listener gets its own encode). Compared: the shared design (own encodes only for
+ * the selected speakers, one shared encode per codec group).
+ *
+ * Second group: the same tick including the input side — every participant's incoming
+ * packet decoded (Opus decode, or PCMU table + 8→48 kHz resampling) before mixing, against
+ * lazy inputs (PCMU level measured on the 8 kHz samples, Opus level from RFC 6464; only
+ * mixed speakers are decoded/resampled).
+ *
+ * Memory per participant is printed before the benches run.
+ * @module
+ */
+import { AudioMixer, MIXER_FRAME, type MixerTickStats } from "../lib/media/audio_mixer.ts";
+import {
+  type AudioCodecName,
+  type AudioDecoder,
+  createDecoder,
+  createEncoder,
+} from "../lib/media/codecs/codec.ts";
+import { G711Decoder } from "../lib/media/codecs/g711.ts";
+import { Resampler } from "../lib/media/resampler.ts";
+import { frameLevelDbov } from "../lib/media/voice_activity.ts";
+
+const N = 1000;
+const SPEAKERS = new Set([0, 1, 500]); // two Opus, one PCMU
+const CYCLE = 50; // pre-generated frames per stream, played in a loop
+
+const codecOf = (i: number): AudioCodecName => (i < N / 2 ? "opus" : "pcmu");
+
+/** Speech-like test signal: two partials with a 4 Hz syllabic envelope and a little noise. */
+function speechFrames(seed: number): Int16Array[] {
+  const frames: Int16Array[] = [];
+  let r = seed;
+  const f0 = 140 + seed * 37;
+  for (let f = 0; f < CYCLE; f++) {
+    const pcm = new Int16Array(MIXER_FRAME);
+    for (let i = 0; i < MIXER_FRAME; i++) {
+      const n = f * MIXER_FRAME + i;
+      const env = 0.6 + 0.4 * Math.sin((2 * Math.PI * 4 * n) / 48000);
+      r = (r * 1103515245 + 12345) & 0x7fffffff;
+      const noise = (r / 0x7fffffff - 0.5) * 600;
+      pcm[i] = Math.round(
+        env * (5000 * Math.sin((2 * Math.PI * f0 * n) / 48000) +
+              2500 * Math.sin((2 * Math.PI * 3.1 * f0 * n) / 48000)) + noise,
+      );
+    }
+    frames.push(pcm);
+  }
+  return frames;
+}
+
+/** Microphone noise around −60 dBov: what a silent participant sends. */
+function noiseFrames(seed: number): Int16Array[] {
+  const frames: Int16Array[] = [];
+  let r = seed;
+  for (let f = 0; f < CYCLE; f++) {
+    const pcm = new Int16Array(MIXER_FRAME);
+    for (let i = 0; i < MIXER_FRAME; i++) {
+      r = (r * 1103515245 + 12345) & 0x7fffffff;
+      pcm[i] = Math.round((r / 0x7fffffff - 0.5) * 110);
+    }
+    frames.push(pcm);
+  }
+  return frames;
+}
+
+const speech = new Map<number, Int16Array[]>();
+for (const i of SPEAKERS) speech.set(i, speechFrames(i + 1));
+const quiet = noiseFrames(99);
+const framesOf = (i: number): Int16Array[] => speech.get(i) ?? quiet;
+
+/** Encoded input packets per codec and source, as they would arrive over RTP. */
+function encodeCycle(codec: AudioCodecName, frames: Int16Array[]): Uint8Array[] {
+  const enc = createEncoder(codec);
+  const out = frames.map((f) => enc.encode(f));
+  enc.close();
+  return out;
+}
+const packets = new Map<string, Uint8Array[]>();
+const packetsOf = (i: number): Uint8Array[] => {
+  const key = `${codecOf(i)}/${SPEAKERS.has(i) ? i : "quiet"}`;
+  let p = packets.get(key);
+  if (!p) packets.set(key, p = encodeCycle(codecOf(i), framesOf(i)));
+  return p;
+};
+
+/** The "loopback sink": writes a 12-byte RTP header and the payload into a send buffer. */
+function rtpSink(ssrc: number) {
+  const buf = new Uint8Array(1500);
+  const view = new DataView(buf.buffer);
+  let seq = 0;
+  let ts = 0;
+  return (payload: Uint8Array) => {
+    buf[0] = 0x80;
+    buf[1] = 0;
+    view.setUint16(2, seq = (seq + 1) & 0xffff);
+    view.setUint32(4, ts = (ts + 960) >>> 0);
+    view.setUint32(8, ssrc);
+    buf.set(payload, 12);
+    sentBytes += 12 + payload.length;
+  };
+}
+let sentBytes = 0;
+
+function buildMixer(encoding: "shared" | "per-listener"): AudioMixer {
+  const mixer = new AudioMixer({ encoding });
+  for (let i = 0; i < N; i++) mixer.addParticipant(`p${i}`, { codec: codecOf(i) }, rtpSink(i));
+  return mixer;
+}
+
+let tickNo = 0;
+
+/** Pushes decoded 48 kHz frames for everyone (decoding assumed done elsewhere) and ticks. */
+function tickDecoded(mixer: AudioMixer): MixerTickStats {
+  const k = tickNo++ % CYCLE;
+  for (let i = 0; i < N; i++) mixer.pushFrame(`p${i}`, framesOf(i)[k] as Int16Array);
+  return mixer.tick();
+}
+
+interface InputSide {
+  readonly decoders: AudioDecoder[];
+  readonly g711: G711Decoder[];
+  readonly up: Resampler[];
+  readonly pcm8: Int16Array[];
+  readonly used: Uint8Array;
+}
+
+/** One decoder per participant (to 48 kHz); for PCMU also the split 8 kHz decoder and
+ * resampler the lazy path uses. */
+function buildInputs(lazy: boolean): InputSide {
+  const decoders: AudioDecoder[] = [];
+  const g711: G711Decoder[] = [];
+  const up: Resampler[] = [];
+  for (let i = 0; i < N; i++) {
+    decoders.push(createDecoder(codecOf(i)));
+    if (lazy && codecOf(i) === "pcmu") {
+      g711[i] = new G711Decoder("pcmu");
+      up[i] = new Resampler(8000, 48000);
+    }
+  }
+  return { decoders, g711, up, pcm8: [], used: new Uint8Array(N) };
+}
+
+/** Decodes every participant's packet to 48 kHz, then ticks. */
+function tickEager(mixer: AudioMixer, input: InputSide): void {
+  const k = tickNo++ % CYCLE;
+  for (let i = 0; i < N; i++) {
+    const pcm = (input.decoders[i] as AudioDecoder).decode(packetsOf(i)[k] as Uint8Array);
+    mixer.pushFrame(`p${i}`, pcm);
+  }
+  mixer.tick();
+}
+
+/** Lazy inputs: PCMU decoded at 8 kHz for its level, resampled only when mixed; Opus level
+ * from RFC 6464 (here: the level of the source frame), decoded only when mixed. */
+function tickLazy(mixer: AudioMixer, input: InputSide): void {
+  const k = tickNo++ % CYCLE;
+  const { pcm8, used } = input;
+  for (let i = 0; i < N; i++) {
+    const packet = packetsOf(i)[k] as Uint8Array;
+    used[i] = 0;
+    if (codecOf(i) === "pcmu") {
+      const pcm = (input.g711[i] as G711Decoder).decode(packet);
+      pcm8[i] = pcm;
+      mixer.pushLazyFrame(`p${i}`, {
+        audioLevel: Math.min(127, Math.round(-frameLevelDbov(pcm))),
+        pcm48: () => {
+          used[i] = 1;
+          return (input.up[i] as Resampler).process(pcm);
+        },
+      });
+    } else {
+      const dec = input.decoders[i] as AudioDecoder;
+      mixer.pushLazyFrame(`p${i}`, {
+        audioLevel: rfc6464Level(i, k),
+        pcm48: () => dec.decode(packet),
+      });
+    }
+  }
+  mixer.tick();
+  // PCMU streams not mixed this tick still advance their resampler history (a copy).
+  for (let i = N / 2; i < N; i++) {
+    if (used[i] === 0) (input.up[i] as Resampler).skip(pcm8[i] as Int16Array);
+  }
+}
+const levelCache = new Map<string, number>();
+function rfc6464Level(i: number, k: number): number {
+  const key = `${SPEAKERS.has(i) ? i : "q"}/${k}`;
+  let l = levelCache.get(key);
+  if (l === undefined) {
+    levelCache.set(key, l = Math.min(127, Math.round(-frameLevelDbov(framesOf(i)[k]!))));
+  }
+  return l;
+}
+
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+// ---- memory per participant (measured before the timing runs) ----
+for (let i = 0; i < N; i++) packetsOf(i);
+const m0 = Deno.memoryUsage();
+const shared = buildMixer("shared");
+for (let t = 0; t < 60; t++) tickDecoded(shared);
+const m1 = Deno.memoryUsage();
+const perListener = buildMixer("per-listener");
+for (let t = 0; t < 3; t++) tickDecoded(perListener);
+const m2 = Deno.memoryUsage();
+const inputsA = buildInputs(false);
+const m3 = Deno.memoryUsage();
+const inputsB = buildInputs(true);
+const sharedLazy = buildMixer("shared");
+const baselineFull = buildMixer("per-listener");
+const sharedEager = buildMixer("shared");
+const inputsC = buildInputs(false);
+console.log(
+  `mixer_bench: ${N} participants (500 Opus + 500 PCMU), speakers ${[...SPEAKERS].join(",")}\n` +
+    `  memory/participant, shared mixer:       rss ${kib((m1.rss - m0.rss) / N)}, ` +
+    `heap ${kib((m1.heapUsed - m0.heapUsed) / N)} ` +
+    `(own encoders open: ${shared.totals.ownEncoders}, groups: ${shared.totals.groups})\n` +
+    `  memory/participant, per-listener mixer: rss ${kib((m2.rss - m1.rss) / N)}, ` +
+    `heap ${kib((m2.heapUsed - m1.heapUsed) / N)} ` +
+    `(own encoders open: ${perListener.totals.ownEncoders})\n` +
+    `  memory/participant, its input decoder (Opus, or PCMU + 8→48 kHz resampler): ` +
+    `rss ${kib((m3.rss - m2.rss) / N)}, heap ${kib((m3.heapUsed - m2.heapUsed) / N)}`,
+);
+{
+  const s = tickDecoded(shared);
+  tickNo--;
+  const p = tickDecoded(perListener);
+  console.log(
+    `  encodes/tick: shared ${s.ownEncodes} own + ${s.sharedEncodes} shared ` +
+      `(${s.sharedSends}/${s.sends} sends shared); per-listener ${p.ownEncodes} own`,
+  );
+}
+
+const MIX = "tick, 1000 participants, 3 speakers: mix + encode + RTP serialize";
+Deno.bench({
+  name: "per-listener encoding (FreeSWITCH/Janus way)",
+  group: MIX,
+  baseline: true,
+  n: 40,
+  warmup: 5,
+  fn: () => void tickDecoded(perListener),
+});
+Deno.bench({
+  name: "shared encodes + top-N",
+  group: MIX,
+  n: 1000,
+  warmup: 100,
+  fn: () => void tickDecoded(shared),
+});
+
+const FULL = "tick incl. decoding 1000 inputs";
+Deno.bench({
+  name: "decode all + per-listener encoding",
+  group: FULL,
+  baseline: true,
+  n: 40,
+  warmup: 5,
+  fn: () => tickEager(baselineFull, inputsA),
+});
+Deno.bench({
+  name: "decode all + shared encodes",
+  group: FULL,
+  n: 200,
+  warmup: 20,
+  fn: () => tickEager(sharedEager, inputsC),
+});
+Deno.bench({
+  name: "lazy inputs (G.711 level at 8 kHz, Opus RFC 6464) + shared encodes",
+  group: FULL,
+  n: 1000,
+  warmup: 100,
+  fn: () => tickLazy(sharedLazy, inputsB),
+});
+
+Deno.bench({
+  name: "opus encode 20 ms (complexity 5, speech-like)",
+  group: "unit costs",
+  baseline: true,
+  fn: (() => {
+    const enc = createEncoder("opus");
+    const frames = framesOf(0);
+    let k = 0;
+    return () => void enc.encode(frames[k++ % CYCLE] as Int16Array);
+  })(),
+});
+Deno.bench({
+  name: "opus decode 20 ms",
+  group: "unit costs",
+  fn: (() => {
+    const dec = createDecoder("opus");
+    const p = packetsOf(0);
+    let k = 0;
+    return () => void dec.decode(p[k++ % CYCLE] as Uint8Array);
+  })(),
+});
+Deno.bench({
+  name: "pcmu encode 20 ms from 48 kHz (resample + table)",
+  group: "unit costs",
+  fn: (() => {
+    const enc = createEncoder("pcmu");
+    const frames = framesOf(500);
+    let k = 0;
+    return () => void enc.encode(frames[k++ % CYCLE] as Int16Array);
+  })(),
+});
+Deno.bench({
+  name: "pcmu decode 20 ms to 48 kHz (table + resample)",
+  group: "unit costs",
+  fn: (() => {
+    const dec = createDecoder("pcmu");
+    const p = packetsOf(500);
+    let k = 0;
+    return () => void dec.decode(p[k++ % CYCLE] as Uint8Array);
+  })(),
+});
+Deno.bench({
+  name: "frame level (VAD energy, 960 samples)",
+  group: "unit costs",
+  fn: () => void frameLevelDbov(framesOf(0)[tickNo++ % CYCLE] as Int16Array),
+});
