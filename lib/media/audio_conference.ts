@@ -134,8 +134,8 @@ export class AudioConferenceError extends RangeError {
   override name = "AudioConferenceError";
 }
 
-/** PCM kept per participant between ticks: room for a 120 ms Opus packet plus a frame. */
-const FIFO_SAMPLES = MIXER_FRAME * 8;
+/** Most PCM kept per participant between ticks: a 120 ms Opus packet plus a frame. */
+const FIFO_MAX_SAMPLES = MIXER_FRAME * 7;
 /** Jitter buffer pops per tick at most (10 ms packets need 2; guards a runaway loop). */
 const MAX_POPS_PER_TICK = 6;
 
@@ -155,10 +155,12 @@ interface Participant {
   jitter: JitterBuffer<RtpPacket>;
   decoder: AudioDecoder;
   readonly dtmf: DtmfReceiver;
-  readonly fifo: Int16Array;
+  /**
+   * Decoded PCM not yet mixed, only for packets that are not exactly 20 ms (allocated on
+   * first need, grown up to FIFO_MAX_SAMPLES): 20 ms packets go straight to the mixer.
+   */
+  fifo: Int16Array | undefined;
   fifoLength: number;
-  /** The frame handed to the mixer (read at the next mixer tick, so one per participant). */
-  readonly frame: Int16Array;
   level: number | undefined;
   voice: boolean | undefined;
   sentThisTick: boolean;
@@ -241,9 +243,8 @@ export class AudioConference {
       jitter: this.#newJitterBuffer(clockRate),
       decoder: createDecoder(params.codec),
       dtmf: new DtmfReceiver((event) => this.#o.onDtmf?.(id, event)),
-      fifo: new Int16Array(FIFO_SAMPLES),
+      fifo: undefined,
       fifoLength: 0,
-      frame: new Int16Array(MIXER_FRAME),
       level: undefined,
       voice: undefined,
       sentThisTick: false,
@@ -432,9 +433,14 @@ export class AudioConference {
     }
   }
 
-  /** Fills one 48 kHz frame from the jitter buffer and hands it to the mixer. */
+  /**
+   * Fills one 48 kHz frame from the jitter buffer and hands it to the mixer. A decoder's
+   * output array is handed over as is when it is exactly one frame (the mixer reads it
+   * during this same tick, before the decoder runs again).
+   */
   #pull(p: Participant): void {
     let level: ReturnType<typeof readAudioLevel>;
+    let direct: Int16Array | undefined;
     for (let pops = 0; p.fifoLength < MIXER_FRAME && pops < MAX_POPS_PER_TICK; pops++) {
       const out = p.jitter.pop();
       if (out.kind === "empty") break;
@@ -457,29 +463,44 @@ export class AudioConference {
           level = readAudioLevel(out.packet, p.audioLevelExtId) ?? level;
         }
       }
+      if (p.fifoLength === 0 && pcm.length === MIXER_FRAME) {
+        direct = pcm;
+        break;
+      }
       this.#append(p, pcm);
     }
-    if (p.fifoLength === 0) return; // nothing this tick: the mixer treats it as silence
-    if (p.fifoLength < MIXER_FRAME) {
-      p.fifo.fill(0, p.fifoLength, MIXER_FRAME); // stream paused mid-frame: pad with silence
-      p.fifoLength = MIXER_FRAME;
+    let frame = direct;
+    if (!frame) {
+      if (p.fifoLength === 0 || !p.fifo) return; // nothing this tick: silence to the mixer
+      if (p.fifoLength < MIXER_FRAME) {
+        p.fifo.fill(0, p.fifoLength, MIXER_FRAME); // stream paused mid-frame: pad
+        p.fifoLength = MIXER_FRAME;
+      }
+      frame = p.fifo.slice(0, MIXER_FRAME);
+      p.fifo.copyWithin(0, MIXER_FRAME, p.fifoLength);
+      p.fifoLength -= MIXER_FRAME;
     }
-    p.frame.set(p.fifo.subarray(0, MIXER_FRAME));
-    p.fifo.copyWithin(0, MIXER_FRAME, p.fifoLength);
-    p.fifoLength -= MIXER_FRAME;
-    this.#mixer.pushFrame(p.id, p.frame, level?.level, level?.voiceActivity);
+    this.#mixer.pushFrame(p.id, frame, level?.level, level?.voiceActivity);
   }
 
   #append(p: Participant, pcm: Int16Array): void {
     let src = pcm;
-    if (src.length > FIFO_SAMPLES) src = src.subarray(src.length - FIFO_SAMPLES);
-    const overflow = p.fifoLength + src.length - FIFO_SAMPLES;
+    if (src.length > FIFO_MAX_SAMPLES) src = src.subarray(src.length - FIFO_MAX_SAMPLES);
+    const needed = p.fifoLength + src.length;
+    if (!p.fifo || p.fifo.length < needed) {
+      const size = Math.min(FIFO_MAX_SAMPLES, Math.max(needed, 2 * MIXER_FRAME));
+      const grown = new Int16Array(size);
+      if (p.fifo) grown.set(p.fifo.subarray(0, p.fifoLength));
+      p.fifo = grown;
+    }
+    const fifo = p.fifo;
+    const overflow = p.fifoLength + src.length - fifo.length;
     if (overflow > 0) {
       // Too much buffered PCM (a long packet after a burst): drop the oldest samples.
-      p.fifo.copyWithin(0, overflow, p.fifoLength);
+      fifo.copyWithin(0, overflow, p.fifoLength);
       p.fifoLength -= overflow;
     }
-    p.fifo.set(src, p.fifoLength);
+    fifo.set(src, p.fifoLength);
     p.fifoLength += src.length;
   }
 

@@ -79,12 +79,18 @@ export class Phone {
     this.decoder = createDecoder(codec, { sampleRate: this.fs });
   }
 
-  /** Sends the next 20 ms of its tone (or silence) to the conference. */
-  async sendFrame(options: { silent?: boolean; levelExtId?: number } = {}): Promise<void> {
+  /**
+   * Sends the next 20 ms (or `samples`) of its tone, or silence, to the conference. G.711
+   * encoders take any length; other packet sizes are for G.711 only.
+   */
+  async sendFrame(
+    options: { silent?: boolean; levelExtId?: number; samples?: number } = {},
+  ): Promise<void> {
+    const samples = options.samples ?? this.frame;
     const pcm = options.silent
-      ? new Int16Array(this.frame)
-      : tone(this.freq, this.fs, this.sentSamples, this.frame);
-    this.sentSamples += this.frame;
+      ? new Int16Array(samples)
+      : tone(this.freq, this.fs, this.sentSamples, samples);
+    this.sentSamples += samples;
     await this.peer.sendRtp(this.target, {
       sequenceNumber: this.seq++ & 0xffff,
       timestamp: this.ts,
@@ -95,7 +101,7 @@ export class Phone {
         ? []
         : [audioLevelExtension(options.levelExtId, options.silent ? 127 : 20, !options.silent)],
     });
-    this.ts = (this.ts + this.frame) >>> 0;
+    this.ts = (this.ts + samples) >>> 0;
   }
 
   /** Decodes everything received so far into one PCM array. */

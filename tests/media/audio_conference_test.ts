@@ -151,6 +151,42 @@ Deno.test("audio conference: mixed codecs — Opus and PCMU phones hear each oth
   }
 });
 
+Deno.test("audio conference: 10 ms and 40 ms packets are re-framed into 20 ms ticks", async () => {
+  const freqs = [440, 800, 1300];
+  const s = setup(freqs.map((freq) => ({ codec: "pcmu" as const, freq, pt: 0 })));
+  try {
+    // p0 sends two 10 ms packets per tick; p1 one 40 ms packet every other tick; p2 20 ms.
+    const before = s.sockets.map((socket) => socket.stats.received);
+    for (let t = 0; t < 60; t++) {
+      const p0 = s.phones[0]!;
+      await p0.sendFrame({ samples: 80 });
+      await p0.sendFrame({ samples: 80 });
+      if (t % 2 === 0) await s.phones[1]!.sendFrame({ samples: 320 });
+      await s.phones[2]!.sendFrame();
+      await until(
+        () =>
+          s.sockets[0]!.stats.received >= before[0]! + 2 * (t + 1) &&
+          s.sockets[1]!.stats.received >= before[1]! + Math.floor(t / 2) + 1 &&
+          s.sockets[2]!.stats.received >= before[2]! + t + 1,
+        "received",
+      );
+      s.clock.advance(20);
+    }
+    await Promise.all(s.sockets.map((socket) => socket.whenIdle()));
+    await until(() => s.phones[2]!.peer.rtp.size >= 55, "p2 receives");
+    const p2 = heard(s.phones[2]!, freqs);
+    assert.ok(p2[0]! > 4e6 && p2[1]! > 4e6, `p2 hears both re-framed streams: ${p2}`);
+    assert.ok(p2[2]! < p2[0]! / 10_000);
+    for (const id of ["p0", "p1"]) {
+      const stats = s.conference.participantStats(id);
+      assert.ok(stats.framesConcealed <= 3, `${id} concealed ${stats.framesConcealed}`);
+      assert.equal(stats.jitter.lost, 0);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("audio conference: hold (inactive) silences both ways; resume restores", async () => {
   const freqs = [440, 800, 1300];
   const s = setup(freqs.map((freq) => ({ codec: "pcmu" as const, freq, pt: 0 })));
