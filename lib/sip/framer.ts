@@ -197,32 +197,61 @@ export class StreamFramer {
 
   /** Reads Content-Length (or compact `l`) from the header section; a string is an error. */
   #contentLength(lastLf: number): number | string {
-    const s = this.#start;
-    const text = latin1(this.#buf, s, s + lastLf);
+    const buf = this.#buf;
+    const e = this.#start + lastLf;
     let found: number | undefined;
-    const lines = text.split("\n");
-    for (let i = 0; i < lines.length; i++) {
-      let line = lines[i]!;
-      // Undo folding so that a folded Content-Length value is seen whole.
-      while (i + 1 < lines.length && /^[ \t]/.test(lines[i + 1]!)) line += " " + lines[++i]!;
-      const colon = line.indexOf(":");
-      if (colon < 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      if (name !== "content-length" && name !== "l") continue;
-      const value = line.slice(colon + 1).trim();
-      if (!/^[0-9]{1,10}$/.test(value)) return "malformed Content-Length";
-      const n = Number(value);
-      if (found !== undefined && found !== n) return "conflicting Content-Length values";
-      found = n;
+    let p = buf.indexOf(LF, this.#start) + 1;
+    while (p > 0 && p < e) {
+      let lineEnd = buf.indexOf(LF, p);
+      if (lineEnd < 0 || lineEnd > e) lineEnd = e;
+      const c = buf[p]! | 0x20;
+      if (c === 0x63 || c === 0x6c) {
+        let q = p;
+        while (q < lineEnd && buf[q] !== 0x3a && !isBlank(buf[q]!)) q++;
+        if (isContentLength(buf, p, q)) {
+          while (q < lineEnd && isBlank(buf[q]!)) q++;
+          if (buf[q] === 0x3a) {
+            // The value, with any folded continuation lines (RFC 3261 §7.3.1).
+            while (lineEnd < e && isBlank(buf[lineEnd + 1]!)) {
+              const next = buf.indexOf(LF, lineEnd + 1);
+              lineEnd = next < 0 || next > e ? e : next;
+            }
+            const n = readDecimal(buf, q + 1, lineEnd);
+            if (n === undefined) return "malformed Content-Length";
+            if (found !== undefined && found !== n) return "conflicting Content-Length values";
+            found = n;
+          }
+        }
+      }
+      p = lineEnd + 1;
     }
     return found ?? 0;
   }
 }
 
-function latin1(buf: Uint8Array, from: number, to: number): string {
-  let out = "";
-  for (let i = from; i < to; i += 4096) {
-    out += String.fromCharCode(...buf.subarray(i, Math.min(to, i + 4096)));
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === CR || c === LF;
+}
+
+const NAME = "content-length";
+
+function isContentLength(buf: Uint8Array, from: number, to: number): boolean {
+  if (to - from === 1) return (buf[from]! | 0x20) === 0x6c;
+  if (to - from !== NAME.length) return false;
+  for (let i = 0; i < NAME.length; i++) {
+    if ((buf[from + i]! | 0x20) !== NAME.charCodeAt(i)) return false;
   }
-  return out;
+  return true;
+}
+
+/** `LWS 1*10DIGIT LWS` between `from` and `to`, or undefined. */
+function readDecimal(buf: Uint8Array, from: number, to: number): number | undefined {
+  let i = from;
+  while (i < to && isBlank(buf[i]!)) i++;
+  const digits = i;
+  let n = 0;
+  while (i < to && buf[i]! >= 48 && buf[i]! <= 57) n = n * 10 + (buf[i++]! - 48);
+  if (i === digits || i - digits > 10) return undefined;
+  while (i < to && isBlank(buf[i]!)) i++;
+  return i === to ? n : undefined;
 }

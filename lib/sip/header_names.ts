@@ -118,6 +118,12 @@ for (const name of CANONICAL_NAMES) BY_LOWER.set(name.toLowerCase(), name);
 for (const [short, full] of Object.entries(COMPACT)) BY_LOWER.set(short, full);
 const KEY_BY_LOWER = new Map<string, string>();
 for (const [lower, name] of BY_LOWER) KEY_BY_LOWER.set(lower, name.toLowerCase());
+/** Keys by exact spelling for canonical and compact names: the common case skips lower-casing. */
+const KEY_BY_EXACT = new Map<string, string>(KEY_BY_LOWER);
+for (const name of CANONICAL_NAMES) KEY_BY_EXACT.set(name, name.toLowerCase());
+for (const [short, full] of Object.entries(COMPACT)) {
+  KEY_BY_EXACT.set(short.toUpperCase(), full.toLowerCase());
+}
 
 /**
  * Header fields whose value is a comma-separated list (RFC 3261 §7.3.1: "multiple header field
@@ -170,6 +176,27 @@ export function canonicalHeaderName(name: string): string {
 
 /** Lower-case lookup key of a header name (compact forms expanded). */
 export function headerKey(name: string): string {
+  const exact = KEY_BY_EXACT.get(name);
+  if (exact !== undefined) return exact;
   const lower = name.toLowerCase();
   return KEY_BY_LOWER.get(lower) ?? lower;
+}
+
+/** Canonical spelling and lookup key of a header name. */
+export interface HeaderNameInfo {
+  readonly canonical: string;
+  readonly key: string;
+}
+
+const INFO_CACHE = new Map<string, HeaderNameInfo>();
+
+/** {@link canonicalHeaderName} and {@link headerKey} at once, memoised (parser fast path). */
+export function headerNameInfo(name: string): HeaderNameInfo {
+  let info = INFO_CACHE.get(name);
+  if (info === undefined) {
+    info = { canonical: canonicalHeaderName(name), key: headerKey(name) };
+    if (INFO_CACHE.size >= 1024) INFO_CACHE.clear();
+    INFO_CACHE.set(name, info);
+  }
+  return info;
 }

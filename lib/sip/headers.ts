@@ -15,6 +15,7 @@ import {
   readQuoted,
   skipWs,
   TOKEN,
+  trimLws,
 } from "./lexer.ts";
 import { formatUri, parseUri, readHostPort, type SipUri } from "./uri.ts";
 
@@ -77,7 +78,7 @@ export function parseNameAddr(text: string, what = "name-addr"): NameAddr {
       k++;
     }
     if (text.charCodeAt(k) === 60) {
-      display = text.slice(i, k).trim().replace(/\s+/g, " ");
+      display = trimLws(text.slice(i, k)).replace(/[ \t\r\n]+/g, " ");
       i = k;
       c = 60;
     }
@@ -91,7 +92,7 @@ export function parseNameAddr(text: string, what = "name-addr"): NameAddr {
   } else {
     let end = text.indexOf(";", i);
     if (end < 0) end = text.length;
-    const uriText = text.slice(i, end).trimEnd();
+    const uriText = trimLws(text.slice(i, end));
     if (text.lastIndexOf("<", end) >= i) {
       bad(what, text, "display name is neither a token list nor a quoted string");
     }
@@ -195,12 +196,12 @@ export function splitHeaderValues(text: string): string[] {
     else if (c === 60) inAngle = true;
     else if (c === 62) inAngle = false;
     else if (c === 44 && !inAngle) {
-      const item = text.slice(start, i).trim();
+      const item = trimLws(text.slice(start, i));
       if (item.length > 0) out.push(item);
       start = i + 1;
     }
   }
-  const last = text.slice(start).trim();
+  const last = trimLws(text.slice(start));
   if (last.length > 0) out.push(last);
   return out;
 }
@@ -312,7 +313,7 @@ export class Headers implements Iterable<[string, string]> {
   }
 
   #make(name: string, key: string, value: string | readonly string[]): Entry[] {
-    const canonical = canonicalHeaderName(name.trim());
+    const canonical = canonicalHeaderName(trimLws(name));
     const values = typeof value === "string" ? [value] : value;
     return values.map((v) => ({ name: canonical, key, value: v }));
   }

@@ -61,6 +61,15 @@ export function skipWs(s: string, i: number): number {
   return i;
 }
 
+/** Removes leading and trailing SP, HTAB, CR, LF only (not other Unicode white space). */
+export function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isWs(s.charCodeAt(a))) a++;
+  while (b > a && isWs(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 /** True when every char of `s` is in the table (escapes `%HH` allowed when `escapes`). */
 export function allIn(s: string, t: Uint8Array, escapes: boolean): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -186,8 +195,36 @@ export function formatParams(params: ReadonlyMap<string, string | null>): string
   return out;
 }
 
-/** Decodes `%HH` escapes (RFC 3261 §19.1.2); malformed escapes are left as written. */
+const utf8 = new TextEncoder();
+
+/**
+ * Comparison key of a URI component (RFC 3261 §19.1.4: "characters other than those in the
+ * reserved set are equivalent to their %HH escapes"): the UTF-8 bytes of `s` with every
+ * `%HH` escape decoded, as a string of byte values. Malformed escapes stay as written.
+ */
 export function unescapePercent(s: string): string {
-  if (!s.includes("%")) return s;
-  return s.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 || c > 127) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 && isHex(s.charCodeAt(i + 1)) && isHex(s.charCodeAt(i + 2))) {
+      out += String.fromCharCode(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (c < 128) {
+      out += s[i];
+    } else {
+      const cp = s.codePointAt(i)!;
+      if (cp > 0xffff) i++;
+      for (const b of utf8.encode(String.fromCodePoint(cp))) out += String.fromCharCode(b);
+    }
+  }
+  return out;
 }

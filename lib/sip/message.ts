@@ -87,8 +87,8 @@ abstract class SipMessageBase {
   /** Max-Forwards (RFC 3261 §20.22), undefined when absent or not a number. */
   get maxForwards(): number | undefined {
     const v = this.headers.get("Max-Forwards");
-    if (v === undefined || !/^[0-9]{1,10}$/.test(v.trim())) return undefined;
-    return Number(v.trim());
+    if (v === undefined || !/^[ \t]*[0-9]{1,10}[ \t]*$/.test(v)) return undefined;
+    return Number(v);
   }
 }
 

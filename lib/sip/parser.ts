@@ -6,7 +6,7 @@
  */
 
 import { type PartialMessage, SipParseError } from "./errors.ts";
-import { headerKey, LIST_HEADERS } from "./header_names.ts";
+import { headerNameInfo, LIST_HEADERS } from "./header_names.ts";
 import {
   canonicalHeaderName,
   Headers,
@@ -15,7 +15,7 @@ import {
   parseVia,
   splitHeaderValues,
 } from "./headers.ts";
-import { isToken } from "./lexer.ts";
+import { isToken, trimLws } from "./lexer.ts";
 import { defaultReason, SipRequest, SipResponse } from "./message.ts";
 import type { SipMessage } from "./message.ts";
 import { formatUri, parseUri, type SipUri } from "./uri.ts";
@@ -44,6 +44,7 @@ const encoder = new TextEncoder();
 const SINGLE = ["to", "from", "call-id", "cseq"] as const;
 /** May appear at most once. */
 const AT_MOST_ONCE = ["max-forwards", "content-length", "content-type", "expires"] as const;
+const COUNTED: ReadonlySet<string> = new Set([...SINGLE, ...AT_MOST_ONCE]);
 
 /**
  * Finds the blank line ending the header section from `from`; returns the index of the LF of
@@ -76,13 +77,14 @@ function unfold(text: string): Line[] {
   for (let i = 0; i < raw.length; i++) {
     let l = raw[i]!;
     if (l.endsWith("\r")) l = l.slice(0, -1);
+    if (l.includes("\r")) throw new SipParseError(`bare CR in line ${i + 1}`, { line: i + 1 });
     const c = l.charCodeAt(0);
     if ((c === 32 || c === 9) && out.length > 0) {
       const prev = out[out.length - 1]!;
       if (out.length === 1) {
         throw new SipParseError("start line cannot be folded", { line: i + 1 });
       }
-      prev.text = prev.text + " " + l.trimStart();
+      prev.text = prev.text + " " + trimLws(l);
     } else {
       out.push({ text: l, line: i + 1 });
     }
@@ -90,14 +92,33 @@ function unfold(text: string): Line[] {
   return out;
 }
 
-function fail(message: string, partial: PartialMessage, line?: number, status = 400): never {
+/** What is known while parsing; the partial message for errors is built only when needed. */
+class Ctx {
+  readonly startLine: string;
+  readonly headers: Headers;
+  /** [lookup key, line number] of each header line, in order. */
+  readonly lineKeys: Array<[string, number]> = [];
+
+  constructor(startLine: string, headers: Headers) {
+    this.startLine = startLine;
+    this.headers = headers;
+  }
+
+  get partial(): PartialMessage {
+    return { startLine: this.startLine, headers: [...this.headers] };
+  }
+
+  lineOf(key: string): number | undefined {
+    for (const [k, line] of this.lineKeys) if (k === key) return line;
+    return undefined;
+  }
+}
+
+function fail(message: string, ctx: Ctx, line?: number, status = 400): never {
+  const partial = ctx.partial;
   throw new SipParseError(
     message,
-    line === undefined ? { status, partial } : {
-      status,
-      partial,
-      line,
-    },
+    line === undefined ? { status, partial } : { status, partial, line },
   );
 }
 
@@ -128,54 +149,43 @@ export function parseMessage(bytes: Uint8Array, opts: ParseLimits = {}): SipMess
   const lines = unfold(decoder.decode(bytes.subarray(start, end.lastLf)));
   const startLine = lines[0]!.text;
   const headers = new Headers();
-  const collected: Array<readonly [string, string]> = [];
-  const partial: PartialMessage = { startLine, headers: collected };
-  const counts = new Map<string, number>();
-  const lineOf = new Map<string, number>();
+  const ctx = new Ctx(startLine, headers);
 
   for (let i = 1; i < lines.length; i++) {
     const { text, line } = lines[i]!;
     const colon = text.indexOf(":");
-    const name = colon < 0 ? "" : text.slice(0, colon).trimEnd();
-    if (!isToken(name)) fail(`malformed header line ${line}`, partial, line);
-    const key = headerKey(name);
-    const canonical = canonicalHeaderName(name);
-    const value = text.slice(colon + 1).trim();
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-    if (!lineOf.has(key)) lineOf.set(key, line);
-    if (LIST_HEADERS.has(key) && value.includes(",")) {
+    const name = colon < 0 ? "" : trimLws(text.slice(0, colon));
+    if (!isToken(name)) fail(`malformed header line ${line}`, ctx, line);
+    const { canonical, key } = headerNameInfo(name);
+    const value = trimLws(text.slice(colon + 1));
+    ctx.lineKeys.push([key, line]);
+    if (value.includes(",") && LIST_HEADERS.has(key)) {
       const items = splitHeaderValues(value);
       if (items.length === 0) items.push("");
-      for (const item of items) {
-        headers.appendRaw(canonical, key, item);
-        collected.push([canonical, item]);
-      }
+      for (const item of items) headers.appendRaw(canonical, key, item);
     } else {
       headers.appendRaw(canonical, key, value);
-      collected.push([canonical, value]);
     }
-    if (headers.size > maxHeaders) fail("too many header fields", partial, line, 513);
+    if (headers.size > maxHeaders) fail("too many header fields", ctx, line, 513);
   }
 
-  const message = parseStartLine(startLine, headers, partial);
-  validate(message, counts, lineOf, partial);
-  message.body = frameBody(bytes, end.bodyStart, headers, maxBodyBytes, partial);
+  const message = parseStartLine(ctx);
+  validate(message, ctx);
+  message.body = frameBody(bytes, end.bodyStart, ctx, maxBodyBytes);
   return message;
 }
 
 const VERSION = /^SIP\/[0-9]+\.[0-9]+$/i;
 
-function checkVersion(version: string, partial: PartialMessage): void {
+function checkVersion(version: string, partial: Ctx): void {
   if (version.length === 7 && version.toUpperCase() === "SIP/2.0") return;
   if (VERSION.test(version)) fail(`bad SIP version "${version}"`, partial, 1, 505);
   fail(`malformed SIP version "${version.slice(0, 20)}"`, partial, 1);
 }
 
-function parseStartLine(
-  startLine: string,
-  headers: Headers,
-  partial: PartialMessage,
-): SipRequest | SipResponse {
+function parseStartLine(ctx: Ctx): SipRequest | SipResponse {
+  const { startLine, headers } = ctx;
+  const partial = ctx;
   if (startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === "SIP/") {
     const sp = startLine.indexOf(" ");
     if (sp < 0) fail("malformed Status-Line", partial, 1);
@@ -208,12 +218,15 @@ function parseStartLine(
   return new SipRequest(method, uri, headers);
 }
 
-function checked<T>(
-  parse: () => T,
-  name: string,
-  line: number | undefined,
-  partial: PartialMessage,
-): T {
+function hasCtlOrSpace(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c === 127) return true;
+  }
+  return false;
+}
+
+function checked<T>(parse: () => T, name: string, line: number | undefined, partial: Ctx): T {
   try {
     return parse();
   } catch (e) {
@@ -222,12 +235,13 @@ function checked<T>(
   }
 }
 
-function validate(
-  m: SipRequest | SipResponse,
-  counts: ReadonlyMap<string, number>,
-  lineOf: ReadonlyMap<string, number>,
-  partial: PartialMessage,
-): void {
+function validate(m: SipRequest | SipResponse, ctx: Ctx): void {
+  const partial = ctx;
+  const counts = new Map<string, number>();
+  for (const [key] of ctx.lineKeys) {
+    if (COUNTED.has(key)) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const lineOf = { get: (key: string) => ctx.lineOf(key) };
   const h = m.headers;
   for (const key of SINGLE) {
     const n = counts.get(key) ?? 0;
@@ -248,7 +262,7 @@ function validate(
     checked(() => parseNameAddr(h.get(key)!, name), name, lineOf.get(key), partial);
   }
   const callId = h.get("Call-ID")!;
-  if (callId.length === 0 || /[\s]/.test(callId)) {
+  if (callId.length === 0 || hasCtlOrSpace(callId)) {
     fail("malformed Call-ID", partial, lineOf.get("call-id"));
   }
   const cseq = checked(() => parseCSeq(h.get("CSeq")!), "CSeq", lineOf.get("cseq"), partial);
@@ -274,13 +288,9 @@ function validate(
   }
 }
 
-function frameBody(
-  bytes: Uint8Array,
-  bodyStart: number,
-  headers: Headers,
-  maxBodyBytes: number,
-  partial: PartialMessage,
-): Uint8Array {
+function frameBody(bytes: Uint8Array, bodyStart: number, ctx: Ctx, maxBodyBytes: number) {
+  const headers = ctx.headers;
+  const partial = ctx;
   const available = Math.max(0, bytes.length - bodyStart);
   const cl = headers.get("Content-Length");
   let length: number;

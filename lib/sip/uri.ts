@@ -203,7 +203,12 @@ export function cloneUri(uri: SipUri): SipUri {
   };
 }
 
-const STRICT_PARAMS = ["user", "ttl", "method", "maddr"];
+/**
+ * Parameters that make URIs differ when present in only one: user, ttl, method, maddr
+ * (§19.1.4 rules) and transport (§19.1.4 examples: `sip:bob@biloxi.com` differs from
+ * `sip:bob@biloxi.com;transport=udp`).
+ */
+const STRICT_PARAMS = ["user", "ttl", "method", "maddr", "transport"];
 
 function telDigits(n: string | undefined): string {
   return (n ?? "").replace(/[\-.()]/g, "").toLowerCase();
@@ -213,7 +218,7 @@ function telDigits(n: string | undefined): string {
  * URI equivalence per RFC 3261 §19.1.4: schemes must match (sip never equals sips); user and
  * password compare case-sensitively after unescaping; host case-insensitively; ports must both
  * be absent or equal; a parameter present in both must match (case-insensitively); `user`,
- * `ttl`, `method`, `maddr` present in only one make them differ; other one-sided parameters are
+ * `ttl`, `method`, `maddr`, `transport` present in only one make them differ; other one-sided parameters are
  * ignored; URI headers must all be present in both and match. tel URIs compare the number
  * without visual separators (RFC 3966 §4) and all parameters.
  */

@@ -21,9 +21,18 @@ export function plainUri(u: SipUri): unknown {
   };
 }
 
+/** Bytes as a string of char codes 0–255 (cheap to compare and to print). */
+export function byteString(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return out;
+}
+
 /** A message as plain data: start line fields, header entries in order, body bytes. */
 export function plainMessage(m: SipMessage): unknown {
-  const common = { headers: [...m.headers], body: Array.from(m.body) };
+  const common = { headers: [...m.headers], body: byteString(m.body) };
   return isRequest(m)
     ? { kind: "request", method: m.method, uri: plainUri(m.uri), ...common }
     : { kind: "response", status: m.status, reason: m.reason, ...common };
