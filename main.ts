@@ -121,14 +121,19 @@ export async function main(args: readonly string[]): Promise<number> {
   const server = new Server(config);
   const { promise: stopped, resolve } = Promise.withResolvers<number>();
   let stopping = false;
+  let stoppingSince = 0;
   const handlers = new Map<Deno.Signal, () => void>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const handler = () => {
       if (stopping) {
+        // `deno task` and a terminal both deliver Ctrl-C: a duplicate within a second is the
+        // same request; a later one means the operator insists.
+        if (performance.now() - stoppingSince < 1000) return;
         log.warn(`second ${signal} while stopping: exiting now`);
         Deno.exit(1);
       }
       stopping = true;
+      stoppingSince = performance.now();
       log.info(`${signal} received, stopping`);
       server.stop().then(
         () => resolve(0),

@@ -1,41 +1,230 @@
 /**
- * STAND-IN composition root, written by the config/CLI task so that `main.ts` can be run and
- * tested before the real server exists. It only opens a TCP listener on the first transport's
- * host and port and logs where it listens. The lead replaces this file with the real
- * `Server` (same constructor, `start()` and `stop()`).
+ * The composition root: builds every layer from a {@link Config} — storage, SIP transports,
+ * the transaction layer (RFC 3261 §17), the user-agent core (§8), the media engine, and the
+ * focus (RFC 4353) — and starts and stops them in order. Storage opens before any socket, so
+ * a bad connection string fails the start without listening.
  * @module
  */
 
-import type { Config } from "./config/schema.ts";
+import { mkdir } from "node:fs/promises";
+import { type Clock, systemClock } from "./config/clock.ts";
 import { createLogger } from "./config/log.ts";
+import type { Config } from "./config/schema.ts";
+import { VERSION } from "./config/version.ts";
+import type { TransactionPort } from "./dialog/transaction_port.ts";
+import { UserAgent } from "./dialog/user_agent.ts";
+import { Focus, type LocalAddress } from "./conference/focus.ts";
+import { sdpNegotiator } from "./conference/sdp_negotiator.ts";
+import { MediaTicker } from "./media/media_ticker.ts";
+import { PortPool } from "./media/port_pool.ts";
+
+import { parseUri } from "./sip/uri.ts";
+import { openStore } from "./storage/open_store.ts";
+import type { Store } from "./storage/store.ts";
+import { TransactionLayer } from "./transaction/transaction_layer.ts";
+import { generateBranch } from "./transaction/transaction.ts";
+import { TransportLayer } from "./transport/transport.ts";
+import { formatHostPort, type TransportName } from "./transport/flow.ts";
 
 const log = createLogger("server");
 
-/** Builds everything from a {@link Config}; `start()` opens sockets, `stop()` closes them. */
+/** Options for embedding and tests. */
+export interface ServerOptions {
+  readonly clock?: Clock;
+}
+
+/** A running Conclave instance. */
 export class Server {
-  readonly #config: Config;
-  #listener: Deno.TcpListener | null = null;
+  readonly config: Config;
+  readonly #clock: Clock;
+  #store: Store | undefined;
+  #transport: TransportLayer | undefined;
+  #transactions: TransactionLayer | undefined;
+  #ua: UserAgent | undefined;
+  #focus: Focus | undefined;
+  #ports: PortPool | undefined;
+  #addresses: LocalAddress[] = [];
+  #stopped = false;
 
-  constructor(config: Config) {
-    this.#config = config;
+  constructor(config: Config, options: ServerOptions = {}) {
+    this.config = config;
+    this.#clock = options.clock ?? systemClock;
   }
 
-  /** Opens the listener and logs its address. */
-  start(): Promise<void> {
-    const first = this.#config.conferenceServer.transport[0];
-    if (!first) throw new Error("no transport configured");
-    this.#listener = Deno.listen({ hostname: first.host, port: first.port, transport: "tcp" });
-    const addr = this.#listener.addr;
-    log.info("listening", { transport: "tcp", address: `${addr.hostname}:${addr.port}` });
-    log.info("state directory", { path: this.#config.conferenceServer.stateDirectory });
-    return Promise.resolve();
+  /** Where the server listens (bound ports, after {@link start}). */
+  get addresses(): readonly LocalAddress[] {
+    return this.#addresses;
   }
 
-  /** Closes the listener. */
-  stop(): Promise<void> {
-    this.#listener?.close();
-    this.#listener = null;
+  /** The focus (after {@link start}). */
+  get focus(): Focus {
+    if (!this.#focus) throw new Error("server not started");
+    return this.#focus;
+  }
+
+  /** The store (after {@link start}). */
+  get store(): Store {
+    if (!this.#store) throw new Error("server not started");
+    return this.#store;
+  }
+
+  /** Opens storage, then the listeners, then accepts requests. */
+  async start(): Promise<void> {
+    const cs = this.config.conferenceServer;
+    const sip = this.config.sip;
+    log.info(`Conclave ${VERSION} starting`, { stateDirectory: cs.stateDirectory });
+    await mkdir(cs.stateDirectory, { recursive: true });
+    this.#store = await openStore({
+      backend: cs.databaseBackend,
+      connectionString: cs.databaseConnectionString,
+      stateDirectory: cs.stateDirectory,
+      clock: this.#clock,
+    });
+    log.info("storage open", {
+      backend: cs.databaseBackend,
+      where: cs.databaseBackend === "sqlite3" ? cs.stateDirectory : "mysql",
+    });
+
+    const transport = new TransportLayer({
+      clock: this.#clock,
+      limits: {
+        maxHeaderBytes: sip.maxHeaderBytes,
+        maxHeaders: sip.maxHeaderCount,
+        maxBodyBytes: sip.maxBodyBytes,
+      },
+      tls: {},
+    });
+    this.#transport = transport;
+    const advertised = cs.natAddresses.find((a) => !a.includes(":"));
+    for (const t of cs.transport) {
+      const name = t.protocol.toUpperCase() as TransportName;
+      const bound = await transport.listen({
+        transport: name,
+        host: t.host,
+        port: t.port,
+        ...(advertised ? { advertisedHost: advertised } : {}),
+        ...(name === "TLS"
+          ? { tls: { certFile: sip.tlsCertificate, keyFile: sip.tlsPrivateKey } }
+          : {}),
+      });
+      const adv = transport.localAddress(name);
+      this.#addresses.push({ transport: name, host: adv.host, port: bound.port });
+      log.info("listening", { transport: name, address: formatHostPort(bound.host, bound.port) });
+    }
+
+    const ref: { ua?: UserAgent } = {};
+    const transactions = new TransactionLayer({
+      transport,
+      clock: this.#clock,
+      timers: { t1: sip.t1Ms, t2: sip.t2Ms, t4: sip.t4Ms },
+      user: {
+        onRequest: (tx) => ref.ua?.receiveRequest(tx),
+        onAck: (ack) => ref.ua?.receiveAck(ack),
+        onCancel: (invite) => ref.ua?.receiveCancel(invite.request),
+      },
+    });
+    this.#transactions = transactions;
+    const port: TransactionPort = {
+      sendRequest: (request, target, handlers) => {
+        const tx = transactions.sendRequest(request, target, {
+          ...(handlers?.onProvisional ? { onProvisional: (r) => handlers.onProvisional?.(r) } : {}),
+          onFinal: (r) => {
+            if (r.status >= 200 && r.status < 300 && tx.finalResponse !== r) {
+              handlers?.onExtra2xx?.(r);
+            }
+          },
+        });
+        return { final: tx.final };
+      },
+      sendAck: async (ack, target) => {
+        if (!ack.headers.has("Via")) {
+          const local = transport.localAddress(target.transport);
+          ack.headers.prepend(
+            "Via",
+            `SIP/2.0/${target.transport} ${
+              formatHostPort(local.host, local.port)
+            };branch=${generateBranch()};rport`,
+          );
+        }
+        await transport.send(ack, target);
+      },
+      sendResponse: async (response, flow) => {
+        await transport.send(response, flow);
+      },
+      isFlowOpen: (flow) =>
+        flow.connectionId === undefined || transport.isConnectionOpen(flow.connectionId),
+    };
+    const outboundProxy = cs.outboundProxy.trim() === "" ? undefined : parseUri(cs.outboundProxy);
+    const ua = new UserAgent({
+      port,
+      clock: this.#clock,
+      logger: createLogger("ua"),
+      serverName: sip.userAgent,
+      outboundProxy,
+      t1Ms: sip.t1Ms,
+      t2Ms: sip.t2Ms,
+      contactUri: (user) => {
+        const first = this.#addresses[0];
+        return parseUri(
+          `sip:${user}@${first ? formatHostPort(first.host, first.port) : "127.0.0.1"}`,
+        );
+      },
+    });
+    this.#ua = ua;
+    ref.ua = ua;
+
+    const mediaHost = cs.transport[0]?.host ?? "127.0.0.1";
+    const mediaBind = mediaHost === "0.0.0.0" || mediaHost === "::" ? mediaHost : mediaHost;
+    const mediaAddress = advertised ??
+      (mediaBind === "0.0.0.0" ? (this.#addresses[0]?.host ?? "127.0.0.1") : mediaBind);
+    this.#ports = new PortPool(
+      cs.audioPort.min === 0 ? "0" : `${cs.audioPort.min}-${cs.audioPort.max}`,
+      { hostname: mediaBind },
+    );
+    const ticker = new MediaTicker({ clock: this.#clock });
+    const focus = new Focus({
+      ua,
+      store: this.#store,
+      clock: this.#clock,
+      logger: createLogger("focus"),
+      ports: this.#ports,
+      ticker,
+      negotiator: sdpNegotiator,
+      factories: cs.conferenceFactoryUris.map((f, i) => ({
+        factory: parseUri(f),
+        focus: cs.conferenceFocusUris[i] ?? cs.conferenceFocusUris[0] ?? f,
+      })),
+      dialInRooms: cs.dialInRooms.map((r) => parseUri(r)),
+      outboundProxy,
+      localAddresses: this.#addresses,
+      mediaAddress,
+      audioCodecs: cs.supportedAudioCodecs,
+      mediaTypes: cs.supportedMediaTypes.filter((m) => m !== "text"),
+      callTimeoutMs: cs.callTimeoutMs,
+      noRtpTimeoutMs: cs.noRtpTimeoutMs,
+      maxParticipants: cs.maxParticipants,
+      maxSpeakers: cs.maxSpeakers,
+      expiryMs: cs.cleanupExpiredConferences ? cs.conferencesExpiryTimeMs : 0,
+    });
+    this.#focus = focus;
+    await focus.start();
+    ua.setHandler(focus);
+    log.info("ready", {
+      factories: cs.conferenceFactoryUris.join(" "),
+      media: mediaAddress,
+    });
+  }
+
+  /** Ends calls, closes listeners, finishes storage writes. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#focus?.stop().catch((err) =>
+      log.warn("focus stop failed", { error: err as Error })
+    );
+    this.#transactions?.close();
+    await this.#transport?.close();
+    await this.#store?.close().catch(() => {});
     log.info("stopped");
-    return Promise.resolve();
   }
 }
