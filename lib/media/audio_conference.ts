@@ -3,10 +3,9 @@
  * sessions out (RFC 4353 §5 focus mixing; RFC 7667 §3.6 media-mixing mixer topology).
  *
  * Each media tick ({@link AudioConference.tick}, driven by the shared `MediaTicker`):
- * 1. for every receiving participant, pop packets from its jitter buffer until one 20 ms
- *    frame is decoded (decoders return 48 kHz PCM; lost packets are concealed, comfort
- *    noise and unknown payload types become silence) and push it to the mixer together with
- *    the RFC 6464 level when the packet carried one;
+ * 1. every receiving participant's `AudioInput` pops its jitter buffer, decodes or conceals
+ *    one 20 ms frame and hands it to the mixer — lazily where it can (the samples are only
+ *    produced for speakers the mixer selects; see `audio_input.ts`);
  * 2. `mixer.tick()` — the mixer hands each listener one encoded payload (possibly the very
  *    same array for all non-speakers of a codec group);
  * 3. each listener's own `RtpSession` wraps the payload in its own header (SSRC, sequence
@@ -22,18 +21,12 @@
  */
 
 import type { Clock } from "../config/clock.ts";
-import { createLogger } from "../config/log.ts";
-import { AudioMixer, type AudioMixerOptions, MIXER_FRAME } from "./audio_mixer.ts";
-import {
-  type AudioCodecName,
-  type AudioDecoder,
-  codecClockRate,
-  createDecoder,
-  type EncoderOptions,
-} from "./codecs/codec.ts";
-import { JitterBuffer, type JitterBufferStats } from "./jitter_buffer.ts";
+import { AudioInput, type ConferenceJitterOptions } from "./audio_input.ts";
+import { AudioMixer, type AudioMixerOptions } from "./audio_mixer.ts";
+import { type AudioCodecName, codecClockRate, type EncoderOptions } from "./codecs/codec.ts";
+import type { JitterBufferStats } from "./jitter_buffer.ts";
 import type { MediaTicker } from "./media_ticker.ts";
-import { readAudioLevel, type RtpPacket } from "./rtp.ts";
+import type { RtpPacket } from "./rtp.ts";
 import {
   type LatchingPolicy,
   RtpSession,
@@ -43,8 +36,6 @@ import {
 import { type DtmfDigitEvent, DtmfReceiver } from "./telephone_event.ts";
 import type { ToneName } from "./tones.ts";
 import type { UdpAddress, UdpSocket } from "./udp_socket.ts";
-
-const log = createLogger("media.conference");
 
 /** Our media direction for a stream (RFC 3264 §6.1, as in our SDP answer). */
 export type MediaDirection = "sendrecv" | "sendonly" | "recvonly" | "inactive";
@@ -92,13 +83,6 @@ export interface AudioParticipantUpdate {
   readonly encoderOptions?: EncoderOptions;
 }
 
-/** Jitter buffer tuning shared by all participants. */
-export interface ConferenceJitterOptions {
-  readonly minDelayMs?: number;
-  readonly maxDelayMs?: number;
-  readonly capacity?: number;
-}
-
 /** Options of {@link AudioConference}. */
 export interface AudioConferenceOptions {
   readonly clock: Clock;
@@ -122,9 +106,10 @@ export interface AudioParticipantStats {
   readonly direction: MediaDirection;
   readonly rtp: RtpSessionStats;
   readonly jitter: JitterBufferStats;
-  /** Frames decoded from packets / concealed / pushed as silence. */
+  /** Payloads decoded / frames concealed / lazy frames the mixer did not need. */
   readonly framesDecoded: number;
   readonly framesConcealed: number;
+  readonly framesSkipped: number;
   /** Clock time of the last RTP packet (for no-RTP timeouts). */
   readonly lastRtpAt: number | undefined;
 }
@@ -133,11 +118,6 @@ export interface AudioParticipantStats {
 export class AudioConferenceError extends RangeError {
   override name = "AudioConferenceError";
 }
-
-/** Most PCM kept per participant between ticks: a 120 ms Opus packet plus a frame. */
-const FIFO_MAX_SAMPLES = MIXER_FRAME * 7;
-/** Jitter buffer pops per tick at most (10 ms packets need 2; guards a runaway loop). */
-const MAX_POPS_PER_TICK = 6;
 
 interface Participant {
   readonly id: string;
@@ -152,20 +132,9 @@ interface Participant {
   muted: boolean;
   gain: number;
   session: RtpSession;
-  jitter: JitterBuffer<RtpPacket>;
-  decoder: AudioDecoder;
+  readonly input: AudioInput;
   readonly dtmf: DtmfReceiver;
-  /**
-   * Decoded PCM not yet mixed, only for packets that are not exactly 20 ms (allocated on
-   * first need, grown up to FIFO_MAX_SAMPLES): 20 ms packets go straight to the mixer.
-   */
-  fifo: Int16Array | undefined;
-  fifoLength: number;
-  level: number | undefined;
-  voice: boolean | undefined;
   sentThisTick: boolean;
-  framesDecoded: number;
-  framesConcealed: number;
 }
 
 function receives(direction: MediaDirection): boolean {
@@ -182,7 +151,6 @@ export class AudioConference {
   readonly #clock: Clock;
   readonly #mixer: AudioMixer;
   readonly #participants = new Map<string, Participant>();
-  readonly #silence = new Int16Array(MIXER_FRAME);
   #unsubscribeTicker: (() => void) | undefined;
   #unsubscribeSpeaker: () => void;
   #closed = false;
@@ -240,31 +208,22 @@ export class AudioConference {
       muted: false,
       gain: 1,
       session,
-      jitter: this.#newJitterBuffer(clockRate),
-      decoder: createDecoder(params.codec),
+      input: new AudioInput({
+        clock: this.#clock,
+        codec: params.codec,
+        payloadType: params.payloadType,
+        clockRate,
+        ...(params.audioLevelExtId === undefined
+          ? {}
+          : { audioLevelExtId: params.audioLevelExtId }),
+        ...(this.#o.jitterBuffer ? { jitter: this.#o.jitterBuffer } : {}),
+      }),
       dtmf: new DtmfReceiver((event) => this.#o.onDtmf?.(id, event)),
-      fifo: undefined,
-      fifoLength: 0,
-      level: undefined,
-      voice: undefined,
       sentThisTick: false,
-      framesDecoded: 0,
-      framesConcealed: 0,
     };
     this.#participants.set(id, p);
     this.#addToMixer(p);
     p.session.start();
-  }
-
-  #newJitterBuffer(clockRate: number): JitterBuffer<RtpPacket> {
-    const j = this.#o.jitterBuffer ?? {};
-    return new JitterBuffer<RtpPacket>({
-      clock: this.#clock,
-      clockRate,
-      ...(j.minDelayMs === undefined ? {} : { minDelayMs: j.minDelayMs }),
-      ...(j.maxDelayMs === undefined ? {} : { maxDelayMs: j.maxDelayMs }),
-      ...(j.capacity === undefined ? {} : { capacity: j.capacity }),
-    });
   }
 
   #newSession(
@@ -317,7 +276,7 @@ export class AudioConference {
       p.dtmf.receive(packet.timestamp, packet.payload, this.#clock.now());
       return;
     }
-    p.jitter.push(packet);
+    p.input.push(packet);
   }
 
   #get(id: string): Participant {
@@ -332,10 +291,7 @@ export class AudioConference {
     if (update.direction !== undefined && update.direction !== p.direction) {
       p.direction = update.direction;
       this.#mixer.setListening(id, sends(p.direction));
-      if (!receives(p.direction)) {
-        p.jitter.reset();
-        p.fifoLength = 0;
-      }
+      if (!receives(p.direction)) p.input.reset();
     }
     if (update.telephoneEventPt !== undefined) p.telephoneEventPt = update.telephoneEventPt;
     if (update.audioLevelExtId !== undefined) p.audioLevelExtId = update.audioLevelExtId;
@@ -344,12 +300,13 @@ export class AudioConference {
     const codecChanged = codec !== p.codec;
     const encoderChanged = update.encoderOptions !== undefined;
     if (update.payloadType !== undefined) p.payloadType = update.payloadType;
-    if (codecChanged) {
-      p.decoder.close();
-      p.decoder = createDecoder(codec);
-      p.codec = codec;
-      p.fifoLength = 0;
-    }
+    p.input.update({
+      ...(codecChanged ? { codec } : {}),
+      ...(clockRate !== p.clockRate ? { clockRate } : {}),
+      ...(update.payloadType === undefined ? {} : { payloadType: update.payloadType }),
+      ...(update.audioLevelExtId === undefined ? {} : { audioLevelExtId: update.audioLevelExtId }),
+    });
+    p.codec = codec;
     if (encoderChanged) p.encoderOptions = update.encoderOptions;
     if (codecChanged || encoderChanged) {
       this.#mixer.removeParticipant(id);
@@ -362,12 +319,10 @@ export class AudioConference {
       const remoteRtcp = update.remoteRtcp ?? p.session.remoteRtcp;
       p.session.close();
       p.session = this.#newSession(p, remote, p.params.rtcpMux === false ? remoteRtcp : undefined);
-      p.jitter = this.#newJitterBuffer(clockRate);
       p.session.start();
     } else {
       if (update.payloadType !== undefined) p.session.setPayloadType(update.payloadType);
       if (update.remote !== undefined) p.session.setRemote(update.remote, update.remoteRtcp);
-      if (codecChanged) p.jitter.reset();
     }
   }
 
@@ -402,9 +357,7 @@ export class AudioConference {
       codec: p.codec,
       direction: p.direction,
       rtp,
-      jitter: p.jitter.stats,
-      framesDecoded: p.framesDecoded,
-      framesConcealed: p.framesConcealed,
+      ...p.input.stats,
       lastRtpAt: rtp.lastRtpAt,
     };
   }
@@ -416,7 +369,7 @@ export class AudioConference {
     this.#participants.delete(id);
     this.#mixer.removeParticipant(id);
     p.session.close(reason);
-    p.decoder.close();
+    p.input.close();
     return true;
   }
 
@@ -425,83 +378,13 @@ export class AudioConference {
     if (this.#closed) return;
     for (const p of this.#participants.values()) {
       p.sentThisTick = false;
-      if (receives(p.direction)) this.#pull(p);
+      if (receives(p.direction)) p.input.feed(this.#mixer, p.id);
     }
     this.#mixer.tick();
     for (const p of this.#participants.values()) {
+      p.input.settle();
       if (!p.sentThisTick) p.session.skipFrame(p.clockRate / 50);
     }
-  }
-
-  /**
-   * Fills one 48 kHz frame from the jitter buffer and hands it to the mixer. A decoder's
-   * output array is handed over as is when it is exactly one frame (the mixer reads it
-   * during this same tick, before the decoder runs again).
-   */
-  #pull(p: Participant): void {
-    let level: ReturnType<typeof readAudioLevel>;
-    let direct: Int16Array | undefined;
-    for (let pops = 0; p.fifoLength < MIXER_FRAME && pops < MAX_POPS_PER_TICK; pops++) {
-      const out = p.jitter.pop();
-      if (out.kind === "empty") break;
-      let pcm: Int16Array;
-      if (out.kind === "lost") {
-        pcm = p.decoder.conceal();
-        p.framesConcealed++;
-      } else if (out.packet.payloadType !== p.payloadType) {
-        pcm = this.#silence; // comfort noise (RFC 3389) or an unexpected payload type
-      } else {
-        try {
-          pcm = p.decoder.decode(out.packet.payload);
-          p.framesDecoded++;
-        } catch (error) {
-          log.debug("decode failed; concealing", { participant: p.id, error });
-          pcm = p.decoder.conceal();
-          p.framesConcealed++;
-        }
-        if (p.audioLevelExtId !== undefined) {
-          level = readAudioLevel(out.packet, p.audioLevelExtId) ?? level;
-        }
-      }
-      if (p.fifoLength === 0 && pcm.length === MIXER_FRAME) {
-        direct = pcm;
-        break;
-      }
-      this.#append(p, pcm);
-    }
-    let frame = direct;
-    if (!frame) {
-      if (p.fifoLength === 0 || !p.fifo) return; // nothing this tick: silence to the mixer
-      if (p.fifoLength < MIXER_FRAME) {
-        p.fifo.fill(0, p.fifoLength, MIXER_FRAME); // stream paused mid-frame: pad
-        p.fifoLength = MIXER_FRAME;
-      }
-      frame = p.fifo.slice(0, MIXER_FRAME);
-      p.fifo.copyWithin(0, MIXER_FRAME, p.fifoLength);
-      p.fifoLength -= MIXER_FRAME;
-    }
-    this.#mixer.pushFrame(p.id, frame, level?.level, level?.voiceActivity);
-  }
-
-  #append(p: Participant, pcm: Int16Array): void {
-    let src = pcm;
-    if (src.length > FIFO_MAX_SAMPLES) src = src.subarray(src.length - FIFO_MAX_SAMPLES);
-    const needed = p.fifoLength + src.length;
-    if (!p.fifo || p.fifo.length < needed) {
-      const size = Math.min(FIFO_MAX_SAMPLES, Math.max(needed, 2 * MIXER_FRAME));
-      const grown = new Int16Array(size);
-      if (p.fifo) grown.set(p.fifo.subarray(0, p.fifoLength));
-      p.fifo = grown;
-    }
-    const fifo = p.fifo;
-    const overflow = p.fifoLength + src.length - fifo.length;
-    if (overflow > 0) {
-      // Too much buffered PCM (a long packet after a burst): drop the oldest samples.
-      fifo.copyWithin(0, overflow, p.fifoLength);
-      p.fifoLength -= overflow;
-    }
-    fifo.set(src, p.fifoLength);
-    p.fifoLength += src.length;
   }
 
   /** True after {@link close}. */

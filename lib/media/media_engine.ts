@@ -20,9 +20,9 @@ import {
   AudioConference,
   type AudioParticipantStats,
   type AudioParticipantUpdate,
-  type ConferenceJitterOptions,
   type MediaDirection,
 } from "./audio_conference.ts";
+import type { ConferenceJitterOptions } from "./audio_input.ts";
 import type { AudioCodecName, EncoderOptions } from "./codecs/codec.ts";
 import { MediaTicker, type MediaTickerStats } from "./media_ticker.ts";
 import { type MediaPorts, PortPool } from "./port_pool.ts";
