@@ -174,6 +174,10 @@ export class Conference {
   async join(sr: ServerRequest): Promise<void> {
     const s = this.#services;
     const req = sr.request;
+    if (this.#ended) {
+      sr.respond(410, "Gone (conference ended)");
+      return;
+    }
     const aor = addressOfRecord(req.from.uri);
     const refusal = this.roster.admission(aor);
     if (refusal) {
@@ -218,7 +222,11 @@ export class Conference {
       });
       return;
     }
-    if (sr.cancelled || this.#ended) return;
+    if (sr.cancelled) return;
+    if (this.#ended) {
+      sr.respond(410, "Gone (conference ended)");
+      return;
+    }
     // A device that calls again replaces its previous call.
     const previous = this.#calls.get(deviceUri);
     if (previous) {

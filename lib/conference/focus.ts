@@ -198,6 +198,7 @@ export class Focus implements RequestHandler {
       }
       conference = await this.#room(room);
     }
+    if (typeof conference !== "number" && conference.ended) conference = 410;
     if (typeof conference === "number") {
       sr.respond(
         conference,

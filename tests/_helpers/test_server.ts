@@ -1,0 +1,44 @@
+/**
+ * Starts a real {@link Server} on ephemeral ports with its state in a temporary directory.
+ * @module
+ */
+
+import { parseConfigText } from "../../lib/config/config.ts";
+import { Server } from "../../lib/server.ts";
+
+/** A started server and how to reach it. */
+export interface TestServer {
+  readonly server: Server;
+  readonly port: number;
+  readonly stateDirectory: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a server; `extra` lines go into `[conference-server]`. */
+export async function startTestServer(
+  extra: string[] = [],
+  stateDirectory?: string,
+): Promise<TestServer> {
+  const dir = stateDirectory ?? await Deno.makeTempDir({ prefix: "conclave-test-" });
+  const text = [
+    "[conference-server]",
+    "transport=sip:127.0.0.1:0;transport=tcp",
+    `state-directory=${dir}`,
+    "audio-port=0",
+    "no-rtp-timeout=0",
+    ...extra,
+  ].join("\n");
+  const { config } = parseConfigText(text, "test.conf");
+  const server = new Server(config);
+  await server.start();
+  const port = server.addresses[0]?.port;
+  if (port === undefined) throw new Error("no address");
+  return {
+    server,
+    port,
+    stateDirectory: dir,
+    stop: async () => {
+      await server.stop();
+    },
+  };
+}
