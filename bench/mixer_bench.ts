@@ -10,8 +10,8 @@
  *
  * Second group: the same tick including the input side — every participant's incoming
  * packet decoded (Opus decode, or PCMU table + 8→48 kHz resampling) before mixing, against
- * lazy inputs (PCMU level measured on the 8 kHz samples, Opus level from RFC 6464; only
- * mixed speakers are decoded/resampled).
+ * lazy inputs (`LazyAudioDecoder`: PCMU level measured on the 8 kHz samples, Opus level
+ * from RFC 6464; only mixed speakers are decoded/interpolated).
  *
  * Memory per participant is printed before the benches run.
  * @module
@@ -23,8 +23,7 @@ import {
   createDecoder,
   createEncoder,
 } from "../lib/media/codecs/codec.ts";
-import { G711Decoder } from "../lib/media/codecs/g711.ts";
-import { Resampler } from "../lib/media/resampler.ts";
+import { LazyAudioDecoder } from "../lib/media/codecs/lazy_decoder.ts";
 import { frameLevelDbov } from "../lib/media/voice_activity.ts";
 
 const N = 1000;
@@ -123,72 +122,38 @@ function tickDecoded(mixer: AudioMixer): MixerTickStats {
   return mixer.tick();
 }
 
-interface InputSide {
-  readonly decoders: AudioDecoder[];
-  readonly g711: G711Decoder[];
-  readonly up: Resampler[];
-  readonly pcm8: Int16Array[];
-  readonly used: Uint8Array;
+/** One decoder per participant, decoding to 48 kHz. */
+function buildDecoders(): AudioDecoder[] {
+  return Array.from({ length: N }, (_, i) => createDecoder(codecOf(i)));
 }
 
-/** One decoder per participant (to 48 kHz); for PCMU also the split 8 kHz decoder and
- * resampler the lazy path uses. */
-function buildInputs(lazy: boolean): InputSide {
-  const decoders: AudioDecoder[] = [];
-  const g711: G711Decoder[] = [];
-  const up: Resampler[] = [];
-  for (let i = 0; i < N; i++) {
-    decoders.push(createDecoder(codecOf(i)));
-    if (lazy && codecOf(i) === "pcmu") {
-      g711[i] = new G711Decoder("pcmu");
-      up[i] = new Resampler(8000, 48000);
-    }
-  }
-  return { decoders, g711, up, pcm8: [], used: new Uint8Array(N) };
+/** One lazy decoder per participant. */
+function buildLazyDecoders(): LazyAudioDecoder[] {
+  return Array.from({ length: N }, (_, i) => new LazyAudioDecoder(codecOf(i)));
 }
 
 /** Decodes every participant's packet to 48 kHz, then ticks. */
-function tickEager(mixer: AudioMixer, input: InputSide): void {
+function tickEager(mixer: AudioMixer, decoders: AudioDecoder[]): void {
   const k = tickNo++ % CYCLE;
   for (let i = 0; i < N; i++) {
-    const pcm = (input.decoders[i] as AudioDecoder).decode(packetsOf(i)[k] as Uint8Array);
+    const pcm = (decoders[i] as AudioDecoder).decode(packetsOf(i)[k] as Uint8Array);
     mixer.pushFrame(`p${i}`, pcm);
   }
   mixer.tick();
 }
 
-/** Lazy inputs: PCMU decoded at 8 kHz for its level, resampled only when mixed; Opus level
- * from RFC 6464 (here: the level of the source frame), decoded only when mixed. */
-function tickLazy(mixer: AudioMixer, input: InputSide): void {
+/** Lazy inputs: PCMU level measured at 8 kHz, Opus level from RFC 6464 (here: the level of
+ * the source frame); only the mixed speakers are interpolated/decoded. */
+function tickLazy(mixer: AudioMixer, decoders: LazyAudioDecoder[]): void {
   const k = tickNo++ % CYCLE;
-  const { pcm8, used } = input;
   for (let i = 0; i < N; i++) {
     const packet = packetsOf(i)[k] as Uint8Array;
-    used[i] = 0;
-    if (codecOf(i) === "pcmu") {
-      const pcm = (input.g711[i] as G711Decoder).decode(packet);
-      pcm8[i] = pcm;
-      mixer.pushLazyFrame(`p${i}`, {
-        audioLevel: Math.min(127, Math.round(-frameLevelDbov(pcm))),
-        pcm48: () => {
-          used[i] = 1;
-          return (input.up[i] as Resampler).process(pcm);
-        },
-      });
-    } else {
-      const dec = input.decoders[i] as AudioDecoder;
-      mixer.pushLazyFrame(`p${i}`, {
-        audioLevel: rfc6464Level(i, k),
-        pcm48: () => dec.decode(packet),
-      });
-    }
+    const level = codecOf(i) === "opus" ? rfc6464Level(i, k) : undefined;
+    mixer.pushLazyFrame(`p${i}`, (decoders[i] as LazyAudioDecoder).frame(packet, level));
   }
   mixer.tick();
-  // PCMU streams not mixed this tick still advance their resampler history (a copy).
-  for (let i = N / 2; i < N; i++) {
-    if (used[i] === 0) (input.up[i] as Resampler).skip(pcm8[i] as Int16Array);
-  }
 }
+
 const levelCache = new Map<string, number>();
 function rfc6464Level(i: number, k: number): number {
   const key = `${SPEAKERS.has(i) ? i : "q"}/${k}`;
@@ -203,33 +168,77 @@ function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-// ---- memory per participant (measured before the timing runs) ----
-for (let i = 0; i < N; i++) packetsOf(i);
-const m0 = Deno.memoryUsage();
+// ---- memory per participant ----
+// Measured in a child Deno with `--expose-gc` (a full GC before each reading), running this
+// file with MIXER_BENCH_MEMORY=1: RSS and heap deltas of the parent would be GC noise.
+
+const MEMORY_PARTS = {
+  "shared mixer": "shared",
+  "per-listener mixer (baseline)": "per-listener",
+  "input decoder (Opus, or PCMU + 8→48 kHz resampler)": "decoders",
+  "lazy input decoder": "lazy",
+} as const;
+type MemoryPart = (typeof MEMORY_PARTS)[keyof typeof MEMORY_PARTS];
+
+/** Builds one part for all N participants in a fresh process; returns bytes per participant. */
+function measureMemory(part: MemoryPart): { rss: number; heap: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with --v8-flags=--expose-gc");
+  const read = () => {
+    gc();
+    gc();
+    const m = Deno.memoryUsage();
+    return { rss: m.rss, heap: m.heapUsed + m.external };
+  };
+  for (let i = 0; i < N; i++) packetsOf(i);
+  const before = read();
+  let keep: unknown;
+  if (part === "shared" || part === "per-listener") {
+    const mixer = new AudioMixer({ encoding: part });
+    for (let i = 0; i < N; i++) mixer.addParticipant(`p${i}`, { codec: codecOf(i) }, () => {});
+    for (let t = 0; t < 60; t++) tickDecoded(mixer);
+    keep = mixer;
+  } else {
+    keep = part === "decoders" ? buildDecoders() : buildLazyDecoders();
+  }
+  const after = read();
+  if (keep === undefined) throw new Error("unreachable");
+  return { rss: (after.rss - before.rss) / N, heap: (after.heap - before.heap) / N };
+}
+
+const memoryPart = Deno.env.get("MIXER_BENCH_MEMORY");
+if (memoryPart) {
+  console.log(JSON.stringify(measureMemory(memoryPart as MemoryPart)));
+  Deno.exit(0);
+}
+
+{
+  const lines = [`mixer_bench: ${N} participants (500 Opus + 500 PCMU), 3 speakers`];
+  for (const [what, part] of Object.entries(MEMORY_PARTS)) {
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--v8-flags=--expose-gc", new URL(import.meta.url).pathname],
+      env: { MIXER_BENCH_MEMORY: part },
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!child.success) {
+      lines.push(`  memory/participant, ${what}: measurement failed (see stderr)`);
+      continue;
+    }
+    const m = JSON.parse(new TextDecoder().decode(child.stdout)) as { rss: number; heap: number };
+    lines.push(`  memory/participant, ${what}: rss ${kib(m.rss)}, JS heap+external ${kib(m.heap)}`);
+  }
+  console.log(lines.join("\n"));
+}
+
 const shared = buildMixer("shared");
-for (let t = 0; t < 60; t++) tickDecoded(shared);
-const m1 = Deno.memoryUsage();
 const perListener = buildMixer("per-listener");
-for (let t = 0; t < 3; t++) tickDecoded(perListener);
-const m2 = Deno.memoryUsage();
-const inputsA = buildInputs(false);
-const m3 = Deno.memoryUsage();
-const inputsB = buildInputs(true);
 const sharedLazy = buildMixer("shared");
 const baselineFull = buildMixer("per-listener");
 const sharedEager = buildMixer("shared");
-const inputsC = buildInputs(false);
-console.log(
-  `mixer_bench: ${N} participants (500 Opus + 500 PCMU), speakers ${[...SPEAKERS].join(",")}\n` +
-    `  memory/participant, shared mixer:       rss ${kib((m1.rss - m0.rss) / N)}, ` +
-    `heap ${kib((m1.heapUsed - m0.heapUsed) / N)} ` +
-    `(own encoders open: ${shared.totals.ownEncoders}, groups: ${shared.totals.groups})\n` +
-    `  memory/participant, per-listener mixer: rss ${kib((m2.rss - m1.rss) / N)}, ` +
-    `heap ${kib((m2.heapUsed - m1.heapUsed) / N)} ` +
-    `(own encoders open: ${perListener.totals.ownEncoders})\n` +
-    `  memory/participant, its input decoder (Opus, or PCMU + 8→48 kHz resampler): ` +
-    `rss ${kib((m3.rss - m2.rss) / N)}, heap ${kib((m3.heapUsed - m2.heapUsed) / N)}`,
-);
+const inputsA = buildDecoders();
+const inputsB = buildLazyDecoders();
+const inputsC = buildDecoders();
 {
   const s = tickDecoded(shared);
   tickNo--;

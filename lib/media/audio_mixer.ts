@@ -32,8 +32,9 @@
  *
  * Inputs at scale: {@link AudioMixer.pushFrame} takes decoded PCM; {@link AudioMixer.pushLazyFrame}
  * takes a level (RFC 6464, or one computed cheaply, e.g. on 8 kHz G.711 samples) and a
- * callback that decodes only if the participant is mixed this tick — decoding 1,000 inputs
- * every 20 ms would otherwise cost more than all the mixing and encoding.
+ * callback that decodes only if the participant is mixed this tick (`LazyAudioDecoder` in
+ * `codecs/lazy_decoder.ts` makes those) — decoding 1,000 inputs every 20 ms would otherwise
+ * cost more than all the mixing and encoding.
  *
  * Sinks receive the shared payload as the very same `Uint8Array`: they must not modify it.
  * @module
@@ -47,8 +48,16 @@ import {
   createEncoder,
   type EncoderOptions,
 } from "./codecs/codec.ts";
-import { generateTone, type ToneName } from "./tones.ts";
-import { VoiceActivityDetector, type VoiceActivityOptions } from "./voice_activity.ts";
+import type { LazyFrame } from "./codecs/lazy_decoder.ts";
+import { generateTone, type ToneName, TonePlayer } from "./tones.ts";
+import {
+  DominantSpeaker,
+  type SpeakerLevel,
+  VoiceActivityDetector,
+  type VoiceActivityOptions,
+} from "./voice_activity.ts";
+
+export type { LazyFrame };
 
 /** Samples per second inside the mixer. */
 export const MIXER_RATE = 48000;
@@ -122,19 +131,6 @@ export interface AudioMixerOptions {
   readonly toneGain?: number;
 }
 
-/**
- * A frame whose samples are produced only if needed: the mixer reads the level of every
- * lazy frame, and calls {@link pcm48} only for the speakers it mixes this tick.
- */
-export interface LazyFrame {
-  /** RFC 6464 level, 0 … 127 = 0 … −127 dBov. */
-  readonly audioLevel: number;
-  /** RFC 6464 V flag, when known. */
-  readonly voice?: boolean;
-  /** Produces the 960-sample 48 kHz frame; called at most once, during the tick. */
-  pcm48(): Int16Array;
-}
-
 /** What one tick did. */
 export interface MixerTickStats {
   /** Tick counter (1 for the first tick). */
@@ -162,11 +158,6 @@ export interface MixerTotals {
   readonly ownEncoders: number;
   /** Codec groups (shared encoders) currently open. */
   readonly groups: number;
-}
-
-interface TonePlayback {
-  readonly pcm: Int16Array;
-  offset: number;
 }
 
 interface Group {
@@ -199,7 +190,7 @@ interface Participant {
   contrib: Float32Array | null;
   own: AudioEncoder | null;
   ownLastTick: number;
-  privateTones: TonePlayback[];
+  readonly privateTones: TonePlayer;
   /** Where this tick's audio comes from (ROUTE_*). */
   route: number;
 }
@@ -246,8 +237,6 @@ export class AudioMixer {
   readonly #perListener: boolean;
   readonly #vadOptions: VoiceActivityOptions;
   readonly #stickiness: number;
-  readonly #speakerMargin: number;
-  readonly #speakerHold: number;
   readonly #ownIdle: number;
   readonly #tonesEnabled: boolean;
   readonly #announce: Required<AnnouncementOptions>;
@@ -255,7 +244,7 @@ export class AudioMixer {
   readonly #participants = new Map<string, Participant>();
   readonly #groups = new Map<string, Group>();
   readonly #listeners = new Set<ActiveSpeakerListener>();
-  readonly #globalTones: TonePlayback[] = [];
+  readonly #globalTones = new TonePlayer();
   readonly #mix = new Float32Array(MIXER_FRAME);
   readonly #scratch = new Float32Array(MIXER_FRAME);
   #fullPcm = new Int16Array(MIXER_FRAME);
@@ -263,9 +252,7 @@ export class AudioMixer {
   readonly #ownPcm = new Int16Array(MIXER_FRAME);
   #selected: Participant[] = [];
   #tick = 0;
-  #dominant: string | null = null;
-  #challenger: string | null = null;
-  #challengeTicks = 0;
+  readonly #dominant: DominantSpeaker;
   #totals = { ticks: 0, ownEncodes: 0, sharedEncodes: 0, sends: 0, sharedSends: 0 };
   #closed = false;
 
@@ -274,8 +261,10 @@ export class AudioMixer {
     this.#perListener = options.encoding === "per-listener";
     this.#vadOptions = options.vad ?? {};
     this.#stickiness = options.selectionStickinessDb ?? 3;
-    this.#speakerMargin = options.activeSpeakerMarginDb ?? 3;
-    this.#speakerHold = Math.max(1, options.activeSpeakerHoldTicks ?? 10);
+    this.#dominant = new DominantSpeaker({
+      marginDb: options.activeSpeakerMarginDb ?? 3,
+      holdTicks: options.activeSpeakerHoldTicks ?? 10,
+    });
     this.#ownIdle = Math.max(1, options.ownEncoderIdleTicks ?? 500);
     this.#tonesEnabled = options.tones ?? true;
     const a = options.announcements ?? false;
@@ -306,7 +295,7 @@ export class AudioMixer {
 
   /** Current dominant speaker (the loudest, with hysteresis), or null. */
   get activeSpeaker(): string | null {
-    return this.#dominant;
+    return this.#dominant.current;
   }
 
   /** Totals since creation, plus encoders currently open. */
@@ -356,7 +345,7 @@ export class AudioMixer {
       contrib: null,
       own: null,
       ownLastTick: -1,
-      privateTones: [],
+      privateTones: new TonePlayer(),
       route: ROUTE_NONE,
     });
     if (this.#announce.join && this.#participants.size > 1) this.playTone("join");
@@ -376,8 +365,7 @@ export class AudioMixer {
       this.#groups.delete(g.key);
     }
     if (p.selected) this.#selected = this.#selected.filter((s) => s !== p);
-    if (this.#challenger === id) this.#challenger = null;
-    if (this.#dominant === id) this.#setDominant(this.#selected[0]?.id ?? null);
+    if (this.#dominant.remove(id, this.#selected[0]?.id ?? null)) this.#emitDominant();
     if (this.#announce.leave && this.#participants.size > 0) this.playTone("leave");
     if (this.#announce.alone && this.#participants.size === 1) {
       const [last] = this.#participants.keys();
@@ -443,9 +431,9 @@ export class AudioMixer {
     const pcm = typeof tone === "string" ? generateTone(tone) : tone;
     if (pcm.length === 0) return;
     if (target === undefined) {
-      this.#globalTones.push({ pcm, offset: 0 });
+      this.#globalTones.play(pcm);
     } else {
-      this.#participants.get(target)?.privateTones.push({ pcm, offset: 0 });
+      this.#participants.get(target)?.privateTones.play(pcm);
     }
   }
 
@@ -483,7 +471,7 @@ export class AudioMixer {
     }
     for (const s of previous) s.selected = false;
     for (const s of this.#selected) s.selected = true;
-    this.#mixTones(this.#globalTones, mix);
+    this.#globalTones.mixInto(mix, this.#toneGain);
     const prevFull = this.#fullPcm; // what shared listeners heard last tick
     this.#fullPcm = this.#prevFullPcm;
     this.#prevFullPcm = prevFull;
@@ -494,7 +482,7 @@ export class AudioMixer {
     for (const p of this.#participants.values()) {
       const route = !p.listening
         ? ROUTE_NONE
-        : p.selected || p.privateTones.length > 0 || this.#perListener
+        : p.selected || p.privateTones.active || this.#perListener
         ? ROUTE_OWN
         : ROUTE_SHARED;
       p.route = route;
@@ -513,12 +501,12 @@ export class AudioMixer {
       let payload: Uint8Array | null;
       let shared = false;
       if (p.route === ROUTE_NONE) {
-        p.privateTones.length = 0;
+        p.privateTones.clear();
         this.#expireOwn(p, tick);
         continue;
       } else if (p.route === ROUTE_OWN) {
         let pcm = this.#fullPcm;
-        const privateTone = p.privateTones.length > 0;
+        const privateTone = p.privateTones.active;
         if (p.selected || privateTone) {
           const own = this.#scratch;
           own.set(mix);
@@ -526,10 +514,7 @@ export class AudioMixer {
             const c = p.contrib;
             for (let i = 0; i < MIXER_FRAME; i++) own[i] = (own[i] as number) - (c[i] as number);
           }
-          if (privateTone) {
-            this.#mixTones(p.privateTones, own);
-            this.#advanceTones(p.privateTones);
-          }
+          if (privateTone) p.privateTones.mixInto(own, this.#toneGain);
           softClip(this.#ownPcm, own);
           pcm = this.#ownPcm;
         }
@@ -555,7 +540,6 @@ export class AudioMixer {
       sends++;
       if (shared) sharedSends++;
     }
-    this.#advanceTones(this.#globalTones);
 
     const t = this.#totals;
     t.ticks++;
@@ -624,37 +608,23 @@ export class AudioMixer {
     }
   }
 
-  /** Dominant speaker with hysteresis: a louder challenger must hold its lead a while. */
+  /** Dominant speaker (hysteresis in {@link DominantSpeaker}); emits on change. */
   #updateDominant(): void {
+    const level = (p: Participant): SpeakerLevel => ({
+      id: p.id,
+      level: p.vad.smoothedLevel,
+      active: p.vad.active && !p.muted,
+    });
     const top = this.#selected[0];
-    if (top === undefined) return; // nobody speaks: the last dominant speaker stays
-    const current = this.#dominant === null ? undefined : this.#participants.get(this.#dominant);
-    if (current === undefined || current.muted || !current.vad.active) {
-      this.#challenger = null;
-      this.#challengeTicks = 0;
-      this.#setDominant(top.id);
-      return;
-    }
-    const lead = top.vad.smoothedLevel - current.vad.smoothedLevel;
-    if (top === current || lead < this.#speakerMargin) {
-      this.#challenger = null;
-      this.#challengeTicks = 0;
-      return;
-    }
-    if (this.#challenger !== top.id) {
-      this.#challenger = top.id;
-      this.#challengeTicks = 0;
-    }
-    if (++this.#challengeTicks >= this.#speakerHold) {
-      this.#challenger = null;
-      this.#challengeTicks = 0;
-      this.#setDominant(top.id);
+    const id = this.#dominant.current;
+    const current = id === null ? undefined : this.#participants.get(id);
+    if (this.#dominant.update(top && level(top), current && level(current))) {
+      this.#emitDominant();
     }
   }
 
-  #setDominant(id: string | null): void {
-    if (id === this.#dominant) return;
-    this.#dominant = id;
+  #emitDominant(): void {
+    const id = this.#dominant.current;
     for (const l of [...this.#listeners]) {
       try {
         l(id);
@@ -662,26 +632,6 @@ export class AudioMixer {
         log.warn("active speaker listener failed", { error: String(e) });
       }
     }
-  }
-
-  /** Adds the current 20 ms of each tone into `dst` (does not advance them). */
-  #mixTones(tones: TonePlayback[], dst: Float32Array): void {
-    const g = this.#toneGain;
-    for (const t of tones) {
-      const n = Math.min(MIXER_FRAME, t.pcm.length - t.offset);
-      for (let i = 0; i < n; i++) {
-        dst[i] = (dst[i] as number) + (t.pcm[t.offset + i] as number) * g;
-      }
-    }
-  }
-
-  #advanceTones(tones: TonePlayback[]): void {
-    let w = 0;
-    for (const t of tones) {
-      t.offset += MIXER_FRAME;
-      if (t.offset < t.pcm.length) tones[w++] = t;
-    }
-    tones.length = w;
   }
 
   /**

@@ -77,3 +77,41 @@ export function generateTone(name: ToneName, options: ToneOptions = {}): Int16Ar
   cache.set(key, out);
   return out;
 }
+
+/**
+ * Plays tones into 20 ms frames: any number at once, each mixed in from where it left off
+ * until it ends.
+ */
+export class TonePlayer {
+  readonly #playing: { readonly pcm: Int16Array; offset: number }[] = [];
+
+  /** True while a tone is still playing. */
+  get active(): boolean {
+    return this.#playing.length > 0;
+  }
+
+  /** Starts a tone (PCM at the frame rate of the caller). */
+  play(pcm: Int16Array): void {
+    if (pcm.length > 0) this.#playing.push({ pcm, offset: 0 });
+  }
+
+  /** Adds the next `dst.length` samples of every playing tone × `gain` to `dst`, and advances. */
+  mixInto(dst: Float32Array, gain = 1): void {
+    const n = dst.length;
+    let w = 0;
+    for (const t of this.#playing) {
+      const len = Math.min(n, t.pcm.length - t.offset);
+      for (let i = 0; i < len; i++) {
+        dst[i] = (dst[i] as number) + (t.pcm[t.offset + i] as number) * gain;
+      }
+      t.offset += n;
+      if (t.offset < t.pcm.length) this.#playing[w++] = t;
+    }
+    this.#playing.length = w;
+  }
+
+  /** Stops everything. */
+  clear(): void {
+    this.#playing.length = 0;
+  }
+}

@@ -139,3 +139,82 @@ export class VoiceActivityDetector {
     this.#sinceSpeech = Number.POSITIVE_INFINITY;
   }
 }
+
+/** The state of a speaker as {@link DominantSpeaker.update} needs it. */
+export interface SpeakerLevel {
+  /** Participant id. */
+  readonly id: string;
+  /** Smoothed level, dBov. */
+  readonly level: number;
+  /** Still speaking (voice activity within its hangover, not muted). */
+  readonly active: boolean;
+}
+
+/** Tuning for {@link DominantSpeaker}. */
+export interface DominantSpeakerOptions {
+  /** A challenger must be louder than the current speaker by this many dB (default 3)… */
+  readonly marginDb?: number;
+  /** …for this many consecutive updates (default 10 = 200 ms at 20 ms ticks). */
+  readonly holdTicks?: number;
+}
+
+/**
+ * The dominant ("active") speaker with hysteresis, for conference-info and video
+ * switching: the loudest speaker takes over at once when the current one has stopped (or
+ * left), otherwise only after leading it by a margin for a number of consecutive ticks.
+ * When nobody speaks, the last dominant speaker stays.
+ */
+export class DominantSpeaker {
+  readonly #margin: number;
+  readonly #hold: number;
+  #current: string | null = null;
+  #challenger: string | null = null;
+  #ticks = 0;
+
+  constructor(options: DominantSpeakerOptions = {}) {
+    this.#margin = options.marginDb ?? 3;
+    this.#hold = Math.max(1, options.holdTicks ?? 10);
+  }
+
+  /** Current dominant speaker, or null. */
+  get current(): string | null {
+    return this.#current;
+  }
+
+  /**
+   * One tick: `loudest` is the loudest speaker now (undefined if nobody speaks), `current`
+   * the present state of the dominant speaker (undefined if it left). Returns true when the
+   * dominant speaker changed.
+   */
+  update(loudest: SpeakerLevel | undefined, current: SpeakerLevel | undefined): boolean {
+    if (loudest === undefined) return false;
+    if (current === undefined || !current.active) return this.#switchTo(loudest.id);
+    if (loudest.id === current.id || loudest.level - current.level < this.#margin) {
+      this.#challenger = null;
+      this.#ticks = 0;
+      return false;
+    }
+    if (this.#challenger !== loudest.id) {
+      this.#challenger = loudest.id;
+      this.#ticks = 0;
+    }
+    return ++this.#ticks >= this.#hold ? this.#switchTo(loudest.id) : false;
+  }
+
+  /** Forgets `id` (it left); the dominant speaker becomes `successor`. True if it changed. */
+  remove(id: string, successor: string | null): boolean {
+    if (this.#challenger === id) {
+      this.#challenger = null;
+      this.#ticks = 0;
+    }
+    return this.#current === id ? this.#switchTo(successor) : false;
+  }
+
+  #switchTo(id: string | null): boolean {
+    this.#challenger = null;
+    this.#ticks = 0;
+    if (id === this.#current) return false;
+    this.#current = id;
+    return true;
+  }
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateTone, TONE_NAMES, toneNotes } from "../../lib/media/tones.ts";
+import { generateTone, TONE_NAMES, toneNotes, TonePlayer } from "../../lib/media/tones.ts";
 import { toneAmplitude } from "./codecs/signal_helpers.ts";
 
 Deno.test("tones: each note sounds at its frequency, in order, for its duration", () => {
@@ -51,4 +51,23 @@ Deno.test("tones: cached per parameters; other sample rates", () => {
   const narrow = generateTone("leave", { sampleRate: 8000 });
   assert.equal(narrow.length, generateTone("leave").length / 6);
   assert.ok(toneAmplitude(narrow.subarray(0, 880), 880, 8000) > 5000);
+});
+
+Deno.test("TonePlayer: overlapping tones mix, advance per frame and end", () => {
+  const player = new TonePlayer();
+  player.play(Int16Array.from({ length: 25 }, () => 100));
+  player.play(Int16Array.from({ length: 10 }, () => 1000));
+  const a = new Float32Array(10);
+  player.mixInto(a, 0.5);
+  assert.deepEqual([...a], Array(10).fill(550));
+  assert.equal(player.active, true);
+  const b = new Float32Array(10);
+  player.mixInto(b);
+  assert.deepEqual([...b], Array(10).fill(100));
+  const c = new Float32Array(10);
+  player.mixInto(c);
+  assert.deepEqual([...c], [100, 100, 100, 100, 100, 0, 0, 0, 0, 0]);
+  assert.equal(player.active, false);
+  player.play(new Int16Array(0));
+  assert.equal(player.active, false);
 });

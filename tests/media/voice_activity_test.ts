@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  DominantSpeaker,
   frameLevelDbov,
   rfc6464ToDbov,
   SILENCE_DBOV,
@@ -83,4 +84,22 @@ Deno.test("VAD: smoothed level rises fast and falls slowly", () => {
   vad.reset();
   assert.equal(vad.smoothedLevel, SILENCE_DBOV);
   assert.equal(vad.active, false);
+});
+
+Deno.test("DominantSpeaker: takes over at once from a silent speaker, else after a held lead", () => {
+  const d = new DominantSpeaker({ marginDb: 3, holdTicks: 3 });
+  const s = (id: string, level: number, active = true) => ({ id, level, active });
+  assert.equal(d.update(undefined, undefined), false);
+  assert.equal(d.update(s("a", -30), undefined), true);
+  assert.equal(d.current, "a");
+  assert.equal(d.update(s("b", -28), s("a", -30)), false, "lead below the margin");
+  assert.equal(d.update(s("b", -20), s("a", -30)), false);
+  assert.equal(d.update(s("b", -20), s("a", -30)), false);
+  assert.equal(d.update(s("b", -20), s("a", -30)), true, "third tick in the lead");
+  assert.equal(d.current, "b");
+  assert.equal(d.update(s("a", -30), s("b", -40, false)), true, "b stopped: at once");
+  assert.equal(d.update(undefined, s("a", -127, false)), false, "nobody speaks: a stays");
+  assert.equal(d.current, "a");
+  assert.equal(d.remove("a", null), true);
+  assert.equal(d.current, null);
 });
