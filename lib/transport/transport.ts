@@ -165,7 +165,7 @@ export class TransportLayer {
       entry = this.#entry("TLS", l.local, options, () => l.close());
     }
     this.#listening.push(entry);
-    this.#logger.info("listening", {
+    this.#logger.debug("listening", {
       transport: entry.transport,
       address: formatHostPort(entry.local.host, entry.local.port),
     });
