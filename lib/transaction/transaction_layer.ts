@@ -22,8 +22,8 @@ import {
   toTransportName,
   type TransportName,
 } from "../transport/flow.ts";
+import { cancelFor } from "./derived_requests.ts";
 import {
-  cancelFor,
   type ClientTransaction,
   type ClientTransactionHandlers,
   InviteClientTransaction,
@@ -189,6 +189,19 @@ export class TransactionLayer {
     this.#targets.set(tx, target);
     tx.start();
     return tx;
+  }
+
+  /**
+   * Sends a request outside any transaction: the ACK for a 2xx (RFC 3261 §13.2.2.4, §17.1.1.3:
+   * "the ACK for a 2xx ... is passed directly to the transport layer"), with the same Via and
+   * Max-Forwards preparation as {@link sendRequest} (a fresh branch when the top Via has none).
+   * Resolves with the flow used; rejects with the transport's error.
+   */
+  async sendStateless(request: SipRequest, target: Target | Flow): Promise<Flow | void> {
+    if (this.#closed) throw new Error("transaction layer closed");
+    this.#prepareVia(request, target.transport);
+    if (!request.headers.has("Max-Forwards")) request.headers.append("Max-Forwards", "70");
+    return await this.#transport.send(request, target);
   }
 
   /**

@@ -11,7 +11,6 @@
 import { type Clock, systemClock } from "../config/clock.ts";
 import { createLogger, type Logger } from "../config/log.ts";
 import { SipParseError } from "../sip/errors.ts";
-import { formatVia, parseVia } from "../sip/headers.ts";
 import { createResponse, type SipMessage, SipRequest, type SipResponse } from "../sip/message.ts";
 import { errorResponseFor, parseMessage, serializeMessage } from "../sip/parser.ts";
 import {
@@ -22,12 +21,12 @@ import {
   type HostPort,
   isFlow,
   type Target,
-  toTransportName,
   type TransportName,
 } from "./flow.ts";
 import { connectTcp, errorText, StreamConnection, TcpListener } from "./tcp.ts";
 import { connectTls, listenTls, type TlsClientOptions, type TlsServerOptions } from "./tls.ts";
 import { UdpEndpoint } from "./udp.ts";
+import { responseDestination, stampVia } from "./via_rules.ts";
 
 export type { Flow, HostPort, Target, TransportName } from "./flow.ts";
 
@@ -508,24 +507,21 @@ export class TransportLayer {
   }
 
   /**
-   * RFC 3261 §18.2.2 (and RFC 3581 §4 for `rport`): reliable transport → the connection the
-   * request came on if still open, else `received` (or sent-by host) and sent-by port; UDP →
-   * `maddr`, else `received` + `rport`, else `received` (or sent-by) + sent-by port.
+   * RFC 3261 §18.2.2: "If the "sent-protocol" is a reliable transport protocol such as TCP or
+   * SCTP, or TLS over those, the response MUST be sent using the existing connection to the
+   * source of the original request that created the transaction, if that connection is still
+   * open." Otherwise the destination comes from the top Via ({@link responseDestination}).
    */
   async #sendResponse(
     response: SipResponse,
     bytes: Uint8Array,
     flow: Flow | undefined,
   ): Promise<Flow> {
-    const via = response.topVia;
-    const transport = toTransportName(via.transport);
-    if (transport === undefined) throw new TransportError(`unsupported transport ${via.transport}`);
-    const received = via.params.get("received") ?? undefined;
-    const host = bareHost(received ?? via.host);
-    if (transport !== "UDP") {
-      // "If the "sent-protocol" is a reliable transport protocol such as TCP or SCTP, or TLS
-      // over those, the response MUST be sent using the existing connection to the source of
-      // the original request that created the transaction, if that connection is still open."
+    const destination = responseDestination(response);
+    if (destination === undefined) {
+      throw new TransportError(`unsupported transport ${response.topVia.transport}`);
+    }
+    if (destination.transport !== "UDP") {
       const open = flow?.connectionId === undefined
         ? undefined
         : this.#connections.get(flow.connectionId);
@@ -533,32 +529,14 @@ export class TransportLayer {
         await open.write(bytes);
         return flowOf(open);
       }
-      // "If the connection is no longer open, the server SHOULD open a connection to the IP
-      // address in the "received" parameter, if present, using the port in the "sent-by"
-      // value, or the default port for that transport, if no port is specified."
-      return await this.#sendStream(bytes, transport, host, via.port ?? defaultPort(transport));
-    }
-    const maddr = via.params.get("maddr");
-    if (maddr !== undefined && maddr !== null) {
-      // "Otherwise, if the Via header field value contains a "maddr" parameter, the response
-      // MUST be forwarded to the address listed there, using the port indicated in
-      // "sent-by", or port 5060 if none is present."
-      return await this.#sendUdp(
+      return await this.#sendStream(
         bytes,
-        { host: bareHost(maddr), port: via.port ?? 5060 },
-        flow?.local,
+        destination.transport,
+        destination.host,
+        destination.port,
       );
     }
-    const rport = via.params.get("rport");
-    if (rport !== undefined && rport !== null && /^\d{1,5}$/.test(rport)) {
-      // RFC 3581 §4: "the response MUST be sent to the IP address listed in the "received"
-      // parameter, and the port in the "rport" parameter."
-      return await this.#sendUdp(bytes, { host, port: Number(rport) }, flow?.local);
-    }
-    // "Otherwise (for unreliable unicast transports), if the top Via has a "received"
-    // parameter, the response MUST be sent to the address in the "received" parameter, using
-    // the port indicated in the "sent-by" value, or using port 5060 if none is specified."
-    return await this.#sendUdp(bytes, { host, port: via.port ?? 5060 }, flow?.local);
+    return await this.#sendUdp(bytes, destination, flow?.local);
   }
 }
 
@@ -574,45 +552,6 @@ function flowOf(conn: StreamConnection): Flow {
     remote: conn.remote,
     connectionId: conn.id,
   };
-}
-
-/**
- * RFC 3261 §18.2.1 and RFC 3581 §4 on a received request: add `received` when the sent-by
- * host is not the packet's source address (always when `rport` is present), and give an
- * empty `rport` the source port. Rewrites the top Via in place.
- */
-export function stampVia(request: SipRequest, flow: Flow): void {
-  const first = request.headers.get("Via");
-  if (first === undefined) throw new SipParseError("missing Via");
-  const via = parseVia(first);
-  const source = flow.remote.host;
-  const hasRport = via.params.has("rport");
-  let changed = false;
-  // "If the host portion of the "sent-by" parameter contains a domain name, or if it
-  // contains an IP address that differs from the packet source address, the server MUST add
-  // a "received" parameter to that Via header field value." RFC 3581: with rport, "the
-  // server MUST insert a received parameter ... even if it is identical".
-  if (hasRport || !sameAddress(via.host, source)) {
-    via.params.set("received", source);
-    changed = true;
-  }
-  if (hasRport && via.params.get("rport") === null) {
-    // RFC 3581 §4: "it MUST set the value of the parameter to the source port of the request."
-    via.params.set("rport", String(flow.remote.port));
-    changed = true;
-  }
-  if (changed) {
-    request.headers.removeFirst("Via");
-    request.headers.prepend("Via", formatVia(via));
-  }
-}
-
-function sameAddress(viaHost: string, source: string): boolean {
-  const a = bareHost(viaHost).toLowerCase();
-  const b = bareHost(source).toLowerCase();
-  if (a === b) return true;
-  // IPv4-mapped IPv6 sources (::ffff:1.2.3.4) equal their IPv4 form.
-  return b.startsWith("::ffff:") && b.slice(7) === a;
 }
 
 /** A host worth advertising for a bind address (wildcards become a real interface). */

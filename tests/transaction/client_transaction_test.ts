@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/config/clock.ts";
 import type { SipRequest, SipResponse } from "../../lib/sip/message.ts";
+import { ackForNon2xx, cancelFor } from "../../lib/transaction/derived_requests.ts";
 import {
-  ackForNon2xx,
-  cancelFor,
   type ClientTransaction,
   InviteClientTransaction,
   NonInviteClientTransaction,

@@ -228,8 +228,11 @@ Deno.test("TCP: the 2xx ACK (sent by the TU over the transport) reaches the TU v
       transport: "TCP",
       callId: invite.callId,
       toTag: "ok2",
-    })));
-    await a.transport.send(ack, { transport: "TCP", host: "127.0.0.1", port });
+    }))) as SipRequest;
+    ack.headers.delete("Via");
+    await a.layer.sendStateless(ack, { transport: "TCP", host: "127.0.0.1", port });
+    assert.notEqual(ack.branch, invite.branch, "the 2xx ACK is a new transaction-less request");
+    assert.ok(ack.branch!.startsWith("z9hG4bK"));
     await acked;
     assert.equal(acks[0]![0].method, "ACK");
     assert.equal(acks[0]![1].transport, "TCP");
