@@ -22,7 +22,9 @@ export async function startTestServer(
   const dir = stateDirectory ?? await Deno.makeTempDir({ prefix: "conclave-test-" });
   const text = [
     "[conference-server]",
-    "transport=sip:127.0.0.1:0;transport=tcp",
+    ...(extra.some((l) => l.startsWith("transport="))
+      ? []
+      : ["transport=sip:127.0.0.1:0;transport=tcp"]),
     `state-directory=${dir}`,
     "audio-port=0",
     "no-rtp-timeout=0",
