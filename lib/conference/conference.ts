@@ -519,17 +519,30 @@ export class Conference {
     s.onEnded(this);
   }
 
-  /** Drops every call without signalling (server shutdown). */
-  async shutdown(): Promise<void> {
+  /**
+   * Server shutdown: final NOTIFYs and BYEs are sent, but their answers are awaited at most
+   * `graceMs` (a peer that never answers must not hold the process for Timer F).
+   */
+  async shutdown(graceMs = 500): Promise<void> {
     this.#rtpCheck?.cancel();
-    await this.notifier.close("noresource").catch(() => {});
+    const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
     for (const call of [...this.#calls.values()]) {
       const session = call.session;
       this.#dropCall(call, "shutdown");
-      await session?.bye([["Reason", 'SIP;cause=503;text="Server shutting down"']]).catch(() => {});
+      if (session) {
+        pending.push(
+          session.bye([["Reason", 'SIP;cause=503;text="Server shutting down"']]).catch(() => {}),
+        );
+      }
     }
     this.#audio?.close();
     this.#audio = undefined;
+    let timer: TimerHandle | undefined;
+    const grace = new Promise<void>((resolve) =>
+      timer = this.#services.clock.setTimer(graceMs, resolve)
+    );
+    await Promise.race([Promise.all(pending), grace]);
+    timer?.cancel();
   }
 
   // ------------------------------------------------------------------------------------
