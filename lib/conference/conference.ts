@@ -17,6 +17,7 @@ import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
+import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { parseNameAddr } from "../sip/headers.ts";
@@ -70,7 +71,13 @@ interface Call {
   audio: NegotiatedAudio | undefined;
   readonly joinedAt: number;
   timeout: TimerHandle | undefined;
+  /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
+  muted?: boolean;
+  dtmf?: DtmfSequenceMatcher;
 }
+
+/** DTMF sequence that toggles a participant's mute (as conference bridges do). */
+export const MUTE_TOGGLE_SEQUENCE = "*6";
 
 const NO_RTP_CHECK_MS = 5000;
 
@@ -607,6 +614,14 @@ export class Conference {
         clock: s.clock,
         ticker: s.ticker,
         mixer: { maxSpeakers: s.maxSpeakers },
+        onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
+        onActiveSpeakerChange: (participantId) => {
+          const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
+          s.logger.debug("active speaker", {
+            conference: this.id,
+            device: speaker?.deviceUri ?? null,
+          });
+        },
       });
     }
     const a = call.audio;
@@ -623,6 +638,34 @@ export class Conference {
       ...(a.audioLevelExtId !== undefined ? { audioLevelExtId: a.audioLevelExtId } : {}),
       direction: a.direction,
     });
+  }
+
+  /** A DTMF digit from a participant (RFC 4733): `*6` toggles mute via the focus. */
+  #onDtmf(participantId: string, digit: string, at: number): void {
+    const call = [...this.#calls.values()].find((c) => c.id === participantId);
+    if (!call || !this.#audio) return;
+    call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE]);
+    if (
+      call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at) !==
+        MUTE_TOGGLE_SEQUENCE
+    ) return;
+    this.setMuted(call.deviceUri, !call.muted);
+  }
+
+  /** Mutes or unmutes a device via the focus (RFC 4575 endpoint status `muted-via-focus`). */
+  setMuted(deviceUri: string, muted: boolean): boolean {
+    const call = this.#calls.get(deviceUri);
+    if (!call || !this.#audio) return false;
+    call.muted = muted;
+    this.#audio.setMuted(call.id, muted);
+    const d = this.roster.device(deviceUri);
+    if (d) d.device.status = muted ? "muted-via-focus" : "connected";
+    this.#services.logger.info(muted ? "participant muted" : "participant unmuted", {
+      conference: this.id,
+      device: deviceUri,
+    });
+    this.#publish();
+    return true;
   }
 
   #updateAudio(call: Call): void {
