@@ -68,6 +68,15 @@ export interface FocusOptions {
 
 const PURGE_INTERVAL_MS = 3600_000;
 
+/**
+ * Writes a requester is waiting for: refused with 503 + Retry-After when storage is down
+ * (issue 5, "what cannot be stored is refused rather than accepted and lost").
+ */
+const REFUSABLE_WRITES: ReadonlySet<string> = new Set(["join"]);
+/** Backoff of writes that cannot be refused (the end of a conference, a dial-out). */
+const DURABLE_RETRY_FIRST_MS = 1000;
+const DURABLE_RETRY_MAX_MS = 30_000;
+
 /** The conference focus. */
 export class Focus implements RequestHandler {
   readonly #o: FocusOptions;
@@ -75,6 +84,7 @@ export class Focus implements RequestHandler {
   readonly #loading = new Map<string, Promise<Conference | number>>();
   readonly #services: ConferenceServices;
   #purgeTimer: TimerHandle | undefined;
+  readonly #durableWaits = new Set<() => void>();
   #stopping = false;
 
   constructor(options: FocusOptions) {
@@ -94,7 +104,7 @@ export class Focus implements RequestHandler {
       maxParticipants: options.maxParticipants,
       maxSpeakers: options.maxSpeakers,
       contactFor: (record, flow) => this.contactFor(record, flow),
-      persist: (_what, op) => op(),
+      persist: (what, op) => REFUSABLE_WRITES.has(what) ? op() : this.#persistDurably(what, op),
       onEnded: (conference) => {
         if (this.#live.get(conference.id) === conference) this.#live.delete(conference.id);
       },
@@ -115,6 +125,7 @@ export class Focus implements RequestHandler {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#purgeTimer?.cancel();
+    for (const abandon of [...this.#durableWaits]) abandon();
     await Promise.all([...this.#live.values()].map((c) => c.shutdown()));
     this.#live.clear();
   }
@@ -343,6 +354,46 @@ export class Focus implements RequestHandler {
     const conference = new Conference(record, this.#services);
     this.#live.set(id, conference);
     return conference;
+  }
+
+  /**
+   * Runs a write that cannot be refused (nobody is waiting for an answer: the end of a
+   * conference, a dial-out that was answered) until it is stored: while storage is
+   * unavailable it is retried with backoff (1 s doubling to 30 s, on the injected clock), so
+   * an ended conference still answers 410 after the database comes back (issue 5). Gives up
+   * only when the focus stops, rejecting with the last error.
+   */
+  async #persistDurably<T>(what: string, op: () => Promise<T>): Promise<T> {
+    let delay = DURABLE_RETRY_FIRST_MS;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const result = await op();
+        if (attempt > 1) this.#o.logger.info("stored after retrying", { what, attempts: attempt });
+        return result;
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || this.#stopping) throw err;
+        if (attempt === 1) {
+          this.#o.logger.warn("storage unavailable; retrying until stored", {
+            what,
+            error: err,
+          });
+        }
+        const abandoned = await new Promise<boolean>((resolve) => {
+          const abandon = () => {
+            timer.cancel();
+            this.#durableWaits.delete(abandon);
+            resolve(true);
+          };
+          const timer = this.#o.clock.setTimer(delay, () => {
+            this.#durableWaits.delete(abandon);
+            resolve(false);
+          });
+          this.#durableWaits.add(abandon);
+        });
+        if (abandoned) throw err;
+        delay = Math.min(delay * 2, DURABLE_RETRY_MAX_MS);
+      }
+    }
   }
 
   async #purge(): Promise<void> {
