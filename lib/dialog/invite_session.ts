@@ -144,10 +144,6 @@ export class InviteSession implements DialogUsage {
       body: options.answer,
       contentType: SDP,
     });
-    // Record-Route is copied into 2xx responses to dialog-creating requests (RFC 3261 §12.1.1).
-    for (const rr of sr.request.headers.getAll("Record-Route")) {
-      response.headers.append("Record-Route", rr);
-    }
     sr.send(response);
     session.#start2xxRetransmission(response);
     return session;

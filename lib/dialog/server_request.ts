@@ -22,6 +22,9 @@ export interface ResponseParts {
 
 const encoder = new TextEncoder();
 
+/** Methods whose 2xx creates a dialog (RFC 3261 §12.1, RFC 6665 §4.1.2, RFC 3515 §2.4.4). */
+const DIALOG_CREATING = new Set(["INVITE", "SUBSCRIBE", "REFER"]);
+
 /** One request waiting for (or having received) its final response. */
 export class ServerRequest {
   readonly request: SipRequest;
@@ -39,7 +42,13 @@ export class ServerRequest {
     this.request = transaction.request;
     this.flow = transaction.flow;
     this.#serverName = serverName;
-    this.toTag = transaction.request.toTag ?? generateTag();
+    let tag: string | undefined;
+    try {
+      tag = transaction.request.toTag;
+    } catch {
+      // A malformed To: the user-agent core answers 400 or drops the request.
+    }
+    this.toTag = tag ?? generateTag();
   }
 
   /** The final response sent, if any. */
@@ -69,9 +78,27 @@ export class ServerRequest {
     for (const l of this.#cancelListeners) l();
   }
 
-  /** Builds a response to this request with our To tag (except for 100) and `Server`. */
+  /**
+   * Builds a response to this request with our To tag (except for 100) and `Server`. A
+   * response that establishes a dialog (101–299 to an INVITE, SUBSCRIBE or REFER outside any
+   * dialog) carries the request's Record-Route values (RFC 3261 §12.1.1: "the UAS MUST copy all
+   * Record-Route header field values from the request into the response").
+   */
   build(status: number, reason?: string, parts: ResponseParts = {}): SipResponse {
     const headers: Array<readonly [string, string]> = [["Server", this.#serverName]];
+    if (status > 100 && status < 300 && DIALOG_CREATING.has(this.request.method)) {
+      let outsideDialog = false;
+      try {
+        outsideDialog = this.request.toTag === undefined;
+      } catch {
+        // A malformed To: nothing to copy into a response that cannot be built anyway.
+      }
+      if (outsideDialog) {
+        for (const rr of this.request.headers.getAll("Record-Route")) {
+          headers.push(["Record-Route", rr]);
+        }
+      }
+    }
     if (parts.headers) headers.push(...parts.headers);
     let body: Uint8Array | undefined;
     if (parts.body !== undefined) {

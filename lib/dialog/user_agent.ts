@@ -9,7 +9,7 @@
 
 import type { Clock } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
-import { formatNameAddr, Headers, type NameAddr } from "../sip/headers.ts";
+import { formatNameAddr, Headers, type NameAddr, parseNameAddr } from "../sip/headers.ts";
 import { SipRequest, type SipResponse } from "../sip/message.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import { generateTag } from "../transaction/transaction.ts";
@@ -199,12 +199,22 @@ export class UserAgent {
     try {
       this.#dispatch(sr);
     } catch (err) {
-      // A header that only breaks when a usage reads it: answer 400 naming it (RFC 3261 §8.2).
-      const reason = err instanceof SyntaxError
-        ? `Bad Request (${err.message})`
-        : "Server Internal Error";
-      this.logger.debug("request rejected", { method: sr.request.method, reason });
-      sr.respond(err instanceof SyntaxError ? 400 : 500, reason);
+      // A header that breaks when the core or a usage reads it: 400 naming the defect (RFC
+      // 3261 §8.2, §21.4.1), one debug line. Anything else is our fault: 500, one warning.
+      const malformed = err instanceof SyntaxError;
+      const message = err instanceof Error ? err.message : String(err);
+      const reason = malformed ? `Bad Request (${message})` : "Server Internal Error";
+      if (malformed) this.logger.debug("request rejected", { method: sr.request.method, reason });
+      else this.logger.warn("request failed", { method: sr.request.method, error: message });
+      try {
+        sr.respond(malformed ? 400 : 500, reason);
+      } catch (e) {
+        // Not even a response can be built (e.g. a broken To): drop it.
+        this.logger.debug("request dropped", {
+          method: sr.request.method,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
     }
   }
 
@@ -242,8 +252,7 @@ export class UserAgent {
     void req.cseq;
     void req.callId;
     if (req.cseq.method !== req.method) {
-      sr.respond(400, "Bad Request (CSeq method does not match)");
-      return;
+      throw new SyntaxError(`CSeq method ${req.cseq.method} does not match ${req.method}`);
     }
     const maxForwards = req.maxForwards;
     if (req.headers.has("Max-Forwards") && maxForwards === 0 && req.method !== "OPTIONS") {
@@ -370,15 +379,36 @@ export class UserAgent {
   ): OutgoingTransaction {
     const direct = dialog.routeSet.length === 0 && flow !== undefined &&
       flow.transport !== "UDP" && this.options.port.isFlowOpen(flow);
-    return this.options.port.sendRequest(request, direct ? flow : nextHop(request), handlers);
+    return this.options.port.sendRequest(
+      request,
+      direct ? flow : dialogNextHop(request, dialog),
+      handlers,
+    );
   }
 
   /** Sends an ACK for a 2xx (RFC 3261 §13.2.2.4). */
   sendAck(ack: SipRequest, dialog: Dialog, flow: Flow | undefined): Promise<void> {
     const direct = dialog.routeSet.length === 0 && flow !== undefined &&
       flow.transport !== "UDP" && this.options.port.isFlowOpen(flow);
-    return this.options.port.sendAck(ack, direct ? flow : nextHop(ack));
+    return this.options.port.sendAck(ack, direct ? flow : dialogNextHop(ack, dialog));
   }
+}
+
+/**
+ * The next hop of a request built by {@link Dialog.createRequest} (RFC 3261 §8.1.2): "If the
+ * first element in the route set indicated a strict router ..., the procedures MUST be applied
+ * to the Request-URI of the request", otherwise to the top Route ({@link nextHop}).
+ */
+export function dialogNextHop(request: SipRequest, dialog: Dialog): Target {
+  const first = dialog.routeSet[0];
+  if (first !== undefined) {
+    try {
+      if (!parseNameAddr(first, "Route").uri.params.has("lr")) return targetOf(request.uri);
+    } catch {
+      // An unparsable route: let nextHop decide.
+    }
+  }
+  return nextHop(request);
 }
 
 function pendingKey(req: SipRequest): string {
