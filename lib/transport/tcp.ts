@@ -85,6 +85,15 @@ export class StreamConnection {
   /** Wraps an open Deno connection; call {@link start} to begin reading. */
   constructor(conn: Deno.Conn, options: StreamConnectionOptions) {
     this.#conn = conn;
+    // SIP messages are written whole; Nagle's algorithm would hold a NOTIFY that follows a
+    // 200 until the peer's delayed ACK (~40 ms per exchange).
+    if ("setNoDelay" in conn && typeof conn.setNoDelay === "function") {
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // Not a TCP socket (or already closed): nothing to tune.
+      }
+    }
     this.#options = options;
     this.#logger = options.logger;
     this.id = options.id;
