@@ -200,28 +200,15 @@ export class Conference {
     const display = req.from.display;
     const now = Date.now();
     try {
-      await s.persist("join", async () => {
-        await s.store.upsertParticipant({
-          conferenceId: this.id,
+      await s.persist("join", () =>
+        this.#storeMember({
           aor,
           displayName: display ?? null,
           isAdmin: this.roster.users.length === 0 || (this.roster.user(aor)?.admin ?? false),
-          role: "participant",
-          state: "present",
-          joinedAt: now,
-          leftAt: null,
-        });
-        await s.store.upsertDevice({
-          conferenceId: this.id,
-          aor,
           deviceUri,
-          name: null,
-          state: "present",
           joiningMethod: "dialed-in",
-          joiningTime: now,
-          lastNotifyVersion: this.notifier.version,
-        });
-      });
+          at: now,
+        }));
     } catch (err) {
       const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
       sr.respond(503, "Service Unavailable (storage)", {
@@ -360,28 +347,15 @@ export class Conference {
       d.device.status = "connected";
       d.device.media = this.#mediaOf(call);
     }
-    void s.persist("dial-out", async () => {
-      await s.store.upsertParticipant({
-        conferenceId: this.id,
+    void s.persist("dial-out", () =>
+      this.#storeMember({
         aor,
         displayName: null,
         isAdmin: this.roster.user(aor)?.admin ?? false,
-        role: "participant",
-        state: "present",
-        joinedAt: now,
-        leftAt: null,
-      });
-      await s.store.upsertDevice({
-        conferenceId: this.id,
-        aor,
         deviceUri,
-        name: null,
-        state: "present",
         joiningMethod: "dialed-out",
-        joiningTime: now,
-        lastNotifyVersion: this.notifier.version,
-      });
-    }).catch(() => {});
+        at: now,
+      })).catch(() => {});
     this.#armTimers(call);
     this.#publish();
     return result.response.status;
@@ -637,6 +611,38 @@ export class Conference {
       ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
       ...(a.audioLevelExtId !== undefined ? { audioLevelExtId: a.audioLevelExtId } : {}),
       direction: a.direction,
+    });
+  }
+
+  /** Stores a present participant and its device (RFC 4575 user + endpoint). */
+  async #storeMember(m: {
+    aor: string;
+    displayName: string | null;
+    isAdmin: boolean;
+    deviceUri: string;
+    joiningMethod: "dialed-in" | "dialed-out";
+    at: number;
+  }): Promise<void> {
+    const store = this.#services.store;
+    await store.upsertParticipant({
+      conferenceId: this.id,
+      aor: m.aor,
+      displayName: m.displayName,
+      isAdmin: m.isAdmin,
+      role: "participant",
+      state: "present",
+      joinedAt: m.at,
+      leftAt: null,
+    });
+    await store.upsertDevice({
+      conferenceId: this.id,
+      aor: m.aor,
+      deviceUri: m.deviceUri,
+      name: null,
+      state: "present",
+      joiningMethod: m.joiningMethod,
+      joiningTime: m.at,
+      lastNotifyVersion: this.notifier.version,
     });
   }
 
