@@ -37,6 +37,26 @@ export interface LinphoneOptions {
   readonly playWav?: string;
   /** Extra rc text appended verbatim (more `[section]`s). */
   readonly extraRc?: string;
+  /**
+   * Register an account (`[proxy_0]`, made the default, no authentication). liblinphone 5.1
+   * subscribes to a conference's event package (and so parses conference-info) only when the
+   * call's local identity has an account in state LinphoneRegistrationOk; with a default
+   * account, calls and subscriptions are sent through the registrar as outbound proxy, so for
+   * conference tests the registrar must be a proxy (e.g. Kamailio) that forwards to Conclave.
+   */
+  readonly account?: LinphoneAccount;
+}
+
+/** A registered identity for {@link LinphoneOptions.account}. */
+export interface LinphoneAccount {
+  /** Address of record, e.g. `sip:alice@127.0.0.1`; becomes the From of calls. */
+  readonly identity: string;
+  /** Registrar, e.g. `sip:127.0.0.1:5070;transport=tcp`. */
+  readonly registrar: string;
+  /** Outbound route for every request (`reg_route`); none by default: requests go direct. */
+  readonly route?: string;
+  /** Registration lifetime in seconds; default 3600. */
+  readonly expires?: number;
 }
 
 /** A written linphonec setup. */
@@ -51,6 +71,8 @@ export interface LinphoneConfig {
   readonly playWav: string;
   /** Where `record` writes what linphonec hears. */
   readonly recordWav: string;
+  /** An account is configured: calls wait for its registration first. */
+  readonly registered: boolean;
 }
 
 /** Writes the rc file, HOME with its database directory, and the source WAV. */
@@ -76,6 +98,7 @@ export async function createLinphoneConfig(options: LinphoneOptions): Promise<Li
   const rcPath = `${dir}/linphonerc`;
   const rc = [
     "[sip]",
+    ...(options.account ? ["default_proxy=0"] : []),
     `sip_port=${sipPort}`,
     `sip_tcp_port=${sipTcpPort}`,
     "sip_tls_port=0",
@@ -86,6 +109,18 @@ export async function createLinphoneConfig(options: LinphoneOptions): Promise<Li
     `text_rtp_port=${textRtpPort}`,
     "[sound]",
     "echocancellation=0",
+    ...(options.account
+      ? [
+        "[proxy_0]",
+        `reg_proxy=<${options.account.registrar}>`,
+        ...(options.account.route ? [`reg_route=<${options.account.route}>`] : []),
+        `reg_identity=${options.account.identity}`,
+        `reg_expires=${options.account.expires ?? 3600}`,
+        "reg_sendregister=1",
+        "publish=0",
+        "dial_escape_plus=0",
+      ]
+      : []),
     "",
     options.extraRc ?? "",
   ].join("\n");
@@ -100,6 +135,7 @@ export async function createLinphoneConfig(options: LinphoneOptions): Promise<Li
     audioRtpPort,
     playWav,
     recordWav: `${dir}/record.wav`,
+    registered: options.account !== undefined,
   };
 }
 
@@ -194,6 +230,11 @@ export class Linphonec {
     }
   }
 
+  /** Waits until the account of {@link LinphoneOptions.account} is registered. */
+  async waitForRegistration(timeoutMs = 20_000): Promise<void> {
+    await this.waitForLog(/LinphoneRegistrationOk/, timeoutMs);
+  }
+
   /** Waits for the first call to reach one of `states`; returns the state reached. */
   async waitForCallState(states: readonly string[], timeoutMs = 20_000): Promise<string> {
     const re = new RegExp(`moving from state \\w+ to (${states.join("|")})\\b`);
@@ -280,6 +321,7 @@ export async function runLinphoneCall(
   let streamsRunning = false;
   let error: string | undefined;
   try {
+    if (config.registered) await phone.waitForRegistration(timeoutMs);
     await phone.send("soundcard use files");
     await phone.send(`play ${config.playWav}`);
     await phone.send(`record ${config.recordWav}`);

@@ -29,7 +29,8 @@ export type ScenarioName =
   | "uac_pcmu_rtp"
   | "standins/factory_uas"
   | "standins/focus_uas"
-  | "standins/notifier_uas";
+  | "standins/notifier_uas"
+  | "standins/registrar_uas";
 
 /** Absolute path of a shipped scenario. */
 export function scenarioPath(name: ScenarioName): string {

@@ -9,8 +9,8 @@
  */
 
 import { createBaresipConfig, startBaresip } from "../_helpers/baresip.ts";
-import { createLinphoneConfig, runLinphoneCall } from "../_helpers/linphone.ts";
-import { freePort } from "../_helpers/netns.ts";
+import { createLinphoneConfig, Linphonec, runLinphoneCall } from "../_helpers/linphone.ts";
+import { freePort, waitForFileMatch } from "../_helpers/netns.ts";
 import {
   logValues,
   runSipp,
@@ -308,6 +308,41 @@ async function linphoneEcho(dir: string) {
   };
 }
 
+/**
+ * linphonec registers an account at the SIPp stand-in registrar, then quits (which
+ * unregisters); its call to a conference URI in the registrar's domain goes to the registrar.
+ */
+async function linphoneRegister(dir: string) {
+  const registrar = await startSipp({
+    scenario: scenarioPath("standins/registrar_uas"),
+    dir: `${dir}/registrar`,
+    name: "registrar",
+    timeoutSec: 60,
+  });
+  await registrar.ready();
+  const config = await createLinphoneConfig({
+    dir: `${dir}/linphone`,
+    account: {
+      identity: "sip:alice@127.0.0.1",
+      registrar: `sip:${registrar.address};transport=tcp`,
+    },
+  });
+  const phone = await Linphonec.start(config);
+  let registered = false;
+  try {
+    await phone.waitForRegistration();
+    registered = true;
+    await phone.send(`call sip:conference-focus@127.0.0.1:${freePort()};transport=tcp`);
+    await waitForFileMatch(registrar.files.messages, /^INVITE /m, 15_000);
+    await phone.send("terminate");
+  } finally {
+    await phone.quit();
+  }
+  await waitForFileMatch(registrar.files.messages, /^Expires: 0\r?$/m, 10_000).catch(() => {});
+  const registrarResult = await registrar.stop();
+  return { registered, log: (await phone.log()).slice(-3000), registrar: summary(registrarResult) };
+}
+
 /** Scenario table: name → runner. */
 const SCENARIOS: Readonly<Record<string, Scenario>> = {
   "sipp-builtin-tcp": (dir) => builtinCalls(dir, "t1"),
@@ -325,6 +360,7 @@ const SCENARIOS: Readonly<Record<string, Scenario>> = {
   "baresip-echo": baresipEcho,
   "baresip-ctrl": baresipControl,
   "linphone-echo": linphoneEcho,
+  "linphone-register": linphoneRegister,
 };
 
 /** Names accepted on the command line. */

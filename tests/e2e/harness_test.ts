@@ -89,6 +89,24 @@ async function scenario<T>(name: string): Promise<ScenarioRun<T>> {
   return { value: parsed.value, dir: run.dir };
 }
 
+/**
+ * Runs a scenario and hands its result to `check`; the scenario's files are removed when the
+ * check passes and kept (path in the error) when it fails.
+ */
+async function checkScenario<T>(
+  name: string,
+  check: (value: T) => Promise<void> | void,
+): Promise<void> {
+  const { value, dir } = await scenario<T>(name);
+  try {
+    await check(value);
+  } catch (error) {
+    if (error instanceof Error) error.message += `\n(scenario files kept in ${dir})`;
+    throw error;
+  }
+  await Deno.remove(dir, { recursive: true });
+}
+
 interface SippSummary {
   readonly code: number;
   readonly logs: string;
@@ -240,101 +258,111 @@ for (const transport of ["tcp", "udp"] as const) {
   Deno.test(`sipp: built-in uac completes 3 calls against built-in uas over ${transport}`, {
     ignore: noSipp,
   }, async () => {
-    const { value } = await scenario<{ uac: SippSummary; uas: SippSummary }>(
+    await checkScenario<{ uac: SippSummary; uas: SippSummary }>(
       `sipp-builtin-${transport}`,
+      (value) => {
+        assert.equal(value.uac.code, 0, explain(value.uac));
+        assert.equal(sent(value.uac, /^INVITE /), 3);
+        assert.equal(sent(value.uac, /^BYE /), 3);
+        assert.equal(received(value.uas, /^INVITE /), 3);
+        assert.equal(received(value.uas, /^BYE /), 3);
+      },
     );
-    assert.equal(value.uac.code, 0, explain(value.uac));
-    assert.equal(sent(value.uac, /^INVITE /), 3);
-    assert.equal(sent(value.uac, /^BYE /), 3);
-    assert.equal(received(value.uas, /^INVITE /), 3);
-    assert.equal(received(value.uas, /^BYE /), 3);
   });
 }
 
 Deno.test("sipp: factory_invite.xml follows a 302 ;isfocus and logs the conference URI", {
   ignore: noSipp,
 }, async () => {
-  const { value } = await scenario<{ uac: SippSummary; confUris: string[]; confId: string }>(
+  await checkScenario<{ uac: SippSummary; confUris: string[]; confId: string }>(
     "factory",
+    (value) => {
+      assert.equal(value.uac.code, 0, explain(value.uac));
+      assert.equal(value.confUris.length, 1);
+      assert.match(value.confUris[0]!, new RegExp(`^sip:conference-focus@127\\.0\\.0\\.1:\\d+;`));
+      assert.ok(value.confUris[0]!.endsWith(`;conf-id=${value.confId}`));
+      const startLines = loggedMessages(value.uac.messages)
+        .map((m) => m.text.match(/^(SIP\/2\.0 \d{3}|[A-Z]+)/)?.[1] ?? "?")
+        .filter((line) => line !== "SIP/2.0 100");
+      assert.deepEqual(startLines, ["INVITE", "SIP/2.0 302", "ACK"]);
+    },
   );
-  assert.equal(value.uac.code, 0, explain(value.uac));
-  assert.equal(value.confUris.length, 1);
-  assert.match(value.confUris[0]!, new RegExp(`^sip:conference-focus@127\\.0\\.0\\.1:\\d+;`));
-  assert.ok(value.confUris[0]!.endsWith(`;conf-id=${value.confId}`));
-  const startLines = loggedMessages(value.uac.messages)
-    .map((m) => m.text.match(/^(SIP\/2\.0 \d{3}|[A-Z]+)/)?.[1] ?? "?")
-    .filter((line) => line !== "SIP/2.0 100");
-  assert.deepEqual(startLines, ["INVITE", "SIP/2.0 302", "ACK"]);
 });
 
 Deno.test("sipp: factory_invite.xml fails when the answer is not a 302", {
   ignore: noSipp,
 }, async () => {
-  const { value } = await scenario<{ uac: SippSummary; confUris: string[] }>(
+  await checkScenario<{ uac: SippSummary; confUris: string[] }>(
     "factory-against-200",
+    (value) => {
+      assert.notEqual(value.uac.code, 0);
+      assert.deepEqual(value.confUris, []);
+    },
   );
-  assert.notEqual(value.uac.code, 0);
-  assert.deepEqual(value.confUris, []);
 });
 
 Deno.test("sipp: focus_invite.xml joins (200 ;isfocus with SDP), stays, and leaves by BYE", {
   ignore: noSipp,
 }, async () => {
-  const { value } = await scenario<{ uac: SippSummary; uas: SippSummary }>("focus");
-  assert.equal(value.uac.code, 0, explain(value.uac));
-  assert.match(value.uac.logs, /JOINED m=audio [1-9]\d* RTP\/AVP 0/);
-  assert.equal(received(value.uas, /^ACK /), 1);
-  assert.equal(received(value.uas, /^BYE /), 1);
-  assert.equal(value.uas.code, 0, explain(value.uas));
+  await checkScenario<{ uac: SippSummary; uas: SippSummary }>("focus", (value) => {
+    assert.equal(value.uac.code, 0, explain(value.uac));
+    assert.match(value.uac.logs, /JOINED m=audio [1-9]\d* RTP\/AVP 0/);
+    assert.equal(received(value.uas, /^ACK /), 1);
+    assert.equal(received(value.uas, /^BYE /), 1);
+    assert.equal(value.uas.code, 0, explain(value.uas));
+  });
 });
 
 Deno.test("sipp: subscribe_conference.xml sees full then partial (version+1), then unsubscribes", {
   ignore: noSipp,
 }, async () => {
-  const { value } = await scenario<{ uac: SippSummary; uas: SippSummary }>("subscribe");
-  assert.equal(value.uac.code, 0, explain(value.uac));
-  assert.match(value.uac.logs, /NOTIFY_FULL version=1 /);
-  assert.match(value.uac.logs, /NOTIFY_PARTIAL version=2 /);
-  assert.equal(sent(value.uac, /^SUBSCRIBE /), 2);
-  assert.equal(sent(value.uac, /^SIP\/2\.0 200/), 3, "every NOTIFY answered");
-  assert.match(
-    loggedMessages(value.uac.messages).filter((m) => m.direction === "sent")[3]?.text ?? "",
-    /^SUBSCRIBE [^\r]*\r\n(?:[^\r]*\r\n)*Expires: 0\r\n/,
-  );
+  await checkScenario<{ uac: SippSummary; uas: SippSummary }>("subscribe", (value) => {
+    assert.equal(value.uac.code, 0, explain(value.uac));
+    assert.match(value.uac.logs, /NOTIFY_FULL version=1 /);
+    assert.match(value.uac.logs, /NOTIFY_PARTIAL version=2 /);
+    assert.equal(sent(value.uac, /^SUBSCRIBE /), 2);
+    assert.equal(sent(value.uac, /^SIP\/2\.0 200/), 3, "every NOTIFY answered");
+    assert.match(
+      loggedMessages(value.uac.messages).filter((m) => m.direction === "sent")[3]?.text ?? "",
+      /^SUBSCRIBE [^\r]*\r\n(?:[^\r]*\r\n)*Expires: 0\r\n/,
+    );
+  });
 });
 
 for (const bad of ["subscribe-first-partial", "subscribe-version-gap"]) {
   Deno.test(`sipp: subscribe_conference.xml fails on a wrong notifier (${bad})`, {
     ignore: noSipp,
   }, async () => {
-    const { value } = await scenario<{ uac: SippSummary }>(bad);
-    assert.notEqual(value.uac.code, 0);
-    assert.match(value.uac.errors, /Failed regexp match|with check_it failed/);
+    await checkScenario<{ uac: SippSummary }>(bad, (value) => {
+      assert.notEqual(value.uac.code, 0);
+      assert.match(value.uac.errors, /Failed regexp match|with check_it failed/);
+    });
   });
 }
 
 Deno.test("sipp: uac_pcmu_rtp.xml streams the mu-law tone as PCMU RTP to the answered port", {
   ignore: noSipp,
 }, async () => {
-  const { value } = await scenario<{
+  await checkScenario<{
     uac: SippSummary;
     packets: number;
     payloadTypes: number[];
     ssrcs: number;
     payloadBytes: number;
     received: string;
-  }>("pcmu-rtp");
-  assert.equal(value.uac.code, 0, explain(value.uac));
-  assert.deepEqual(value.payloadTypes, [0]);
-  assert.equal(value.ssrcs, 1);
-  assert.ok(value.packets >= 50, `only ${value.packets} RTP packets in a 2 s call`);
-  assert.equal(value.payloadBytes, value.packets * 160);
-  const analysis = await analyzeWavTones(value.received, [1000, 600]);
-  assert.deepEqual(
-    toneProblems(analysis, { present: [1000], absent: [600], minShare: 0.9 }),
-    [],
-    describeTones(analysis),
-  );
+  }>("pcmu-rtp", async (value) => {
+    assert.equal(value.uac.code, 0, explain(value.uac));
+    assert.deepEqual(value.payloadTypes, [0]);
+    assert.equal(value.ssrcs, 1);
+    assert.ok(value.packets >= 50, `only ${value.packets} RTP packets in a 2 s call`);
+    assert.equal(value.payloadBytes, value.packets * 160);
+    const analysis = await analyzeWavTones(value.received, [1000, 600]);
+    assert.deepEqual(
+      toneProblems(analysis, { present: [1000], absent: [600], minShare: 0.9 }),
+      [],
+      describeTones(analysis),
+    );
+  });
 });
 
 Deno.test("sipp: parseSippStats reads a -trace_stat CSV", () => {
@@ -356,63 +384,66 @@ for (const codec of ["opus", "pcmu"] as const) {
   Deno.test(`baresip: two instances (${codec}) hear each other's tone and not their own`, {
     ignore: noBaresip,
   }, async () => {
-    const { value } = await scenario<
+    await checkScenario<
       { a: BaresipSide; b: BaresipSide; aLogTail: string; bLogTail: string }
-    >(`baresip-${codec}-pair`);
-    assert.ok(value.a.established, value.aLogTail);
-    assert.ok(value.b.established, value.bLogTail);
-    const checks: Array<[BaresipSide, number, number]> = [[value.a, 600, 1000], [
-      value.b,
-      1000,
-      600,
-    ]];
-    for (const [side, hears, own] of checks) {
-      assert.equal(side.recordings.decoded.length, 1);
-      const path = side.recordings.decoded[0]!;
-      const audio = await readWav(path);
-      assert.equal(audio.sampleRate, codec === "opus" ? 48000 : 8000);
-      assert.equal(audio.channels, codec === "opus" ? 2 : 1);
-      assert.ok(durationSeconds(audio) > 2, `${path} is ${durationSeconds(audio)} s`);
-      const analysis = await analyzeWavTones(path, [hears, own], { startSec: 0.5 });
-      assert.deepEqual(
-        toneProblems(analysis, { present: [hears], absent: [own], minShare: 0.8 }),
-        [],
-        `${path}: ${describeTones(analysis)}`,
-      );
-    }
+    >(`baresip-${codec}-pair`, async (value) => {
+      assert.ok(value.a.established, value.aLogTail);
+      assert.ok(value.b.established, value.bLogTail);
+      const checks: Array<[BaresipSide, number, number]> = [[value.a, 600, 1000], [
+        value.b,
+        1000,
+        600,
+      ]];
+      for (const [side, hears, own] of checks) {
+        assert.equal(side.recordings.decoded.length, 1);
+        const path = side.recordings.decoded[0]!;
+        const audio = await readWav(path);
+        assert.equal(audio.sampleRate, codec === "opus" ? 48000 : 8000);
+        assert.equal(audio.channels, codec === "opus" ? 2 : 1);
+        assert.ok(durationSeconds(audio) > 2, `${path} is ${durationSeconds(audio)} s`);
+        const analysis = await analyzeWavTones(path, [hears, own], { startSec: 0.5 });
+        assert.deepEqual(
+          toneProblems(analysis, { present: [hears], absent: [own], minShare: 0.8 }),
+          [],
+          `${path}: ${describeTones(analysis)}`,
+        );
+      }
+    });
   });
 }
 
 Deno.test("baresip: PCMU call to sipp -rtp_echo comes back as its own tone", {
   ignore: noBaresip,
 }, async () => {
-  const { value } = await scenario<BaresipSide & { logTail: string }>("baresip-echo");
-  assert.ok(value.established, value.logTail);
-  const path = value.recordings.decoded[0]!;
-  const analysis = await analyzeWavTones(path, [1000], { startSec: 0.5 });
-  assert.deepEqual(
-    toneProblems(analysis, { present: [1000], minShare: 0.8 }),
-    [],
-    describeTones(analysis),
-  );
+  await checkScenario<BaresipSide & { logTail: string }>("baresip-echo", async (value) => {
+    assert.ok(value.established, value.logTail);
+    const path = value.recordings.decoded[0]!;
+    const analysis = await analyzeWavTones(path, [1000], { startSec: 0.5 });
+    assert.deepEqual(
+      toneProblems(analysis, { present: [1000], minShare: 0.8 }),
+      [],
+      describeTones(analysis),
+    );
+  });
 });
 
 Deno.test("baresip: ctrl_tcp dial, CALL_ESTABLISHED, hangup, CALL_CLOSED", {
   ignore: noBaresip,
 }, async () => {
   type Message = Record<string, unknown>;
-  const { value } = await scenario<{
+  await checkScenario<{
     dialResponse: Message;
     established: Message;
     hangupResponse: Message;
     closed: Message;
-  }>("baresip-ctrl");
-  assert.equal(value.dialResponse["ok"], true);
-  assert.equal(value.established["type"], "CALL_ESTABLISHED");
-  assert.equal(value.established["direction"], "outgoing");
-  assert.doesNotMatch(String(value.established["peeruri"]), /transport=tcp;transport=tcp/);
-  assert.equal(value.hangupResponse["ok"], true);
-  assert.equal(value.closed["type"], "CALL_CLOSED");
+  }>("baresip-ctrl", (value) => {
+    assert.equal(value.dialResponse["ok"], true);
+    assert.equal(value.established["type"], "CALL_ESTABLISHED");
+    assert.equal(value.established["direction"], "outgoing");
+    assert.doesNotMatch(String(value.established["peeruri"]), /transport=tcp;transport=tcp/);
+    assert.equal(value.hangupResponse["ok"], true);
+    assert.equal(value.closed["type"], "CALL_CLOSED");
+  });
 });
 
 // ---------------------------------------------------------------- linphonec
@@ -420,29 +451,48 @@ Deno.test("baresip: ctrl_tcp dial, CALL_ESTABLISHED, hangup, CALL_CLOSED", {
 Deno.test("linphonec: calls sipp -rtp_echo, reaches StreamsRunning, hears its own tone", {
   ignore: noLinphone,
 }, async () => {
-  const { value } = await scenario<{
+  await checkScenario<{
     streamsRunning: boolean;
     states: Array<{ from: string; to: string }>;
     recording: string | undefined;
     error: string | undefined;
     outputTail: string;
     logTail: string;
-  }>("linphone-echo");
-  assert.ok(value.streamsRunning, `${value.error}\n${value.outputTail}\n${value.logTail}`);
-  assert.deepEqual(value.states.map((s) => s.to), [
-    "LinphoneCallOutgoingInit",
-    "LinphoneCallOutgoingProgress",
-    "LinphoneCallOutgoingRinging",
-    "LinphoneCallConnected",
-    "LinphoneCallStreamsRunning",
-    "LinphoneCallEnd",
-    "LinphoneCallReleased",
-  ]);
-  assert.ok(value.recording !== undefined, "no recording");
-  const analysis = await analyzeWavTones(value.recording, [800, 1000], { startSec: 0.5 });
-  assert.deepEqual(
-    toneProblems(analysis, { present: [800], absent: [1000], minShare: 0.8 }),
-    [],
-    describeTones(analysis),
+  }>("linphone-echo", async (value) => {
+    assert.ok(value.streamsRunning, `${value.error}\n${value.outputTail}\n${value.logTail}`);
+    assert.deepEqual(value.states.map((s) => s.to), [
+      "LinphoneCallOutgoingInit",
+      "LinphoneCallOutgoingProgress",
+      "LinphoneCallOutgoingRinging",
+      "LinphoneCallConnected",
+      "LinphoneCallStreamsRunning",
+      "LinphoneCallEnd",
+      "LinphoneCallReleased",
+    ]);
+    assert.ok(value.recording !== undefined, "no recording");
+    const analysis = await analyzeWavTones(value.recording, [800, 1000], { startSec: 0.5 });
+    assert.deepEqual(
+      toneProblems(analysis, { present: [800], absent: [1000], minShare: 0.8 }),
+      [],
+      describeTones(analysis),
+    );
+  });
+});
+
+Deno.test("linphonec: registers an account at a stand-in registrar, which then proxies its calls", {
+  ignore: noLinphone,
+}, async () => {
+  await checkScenario<{ registered: boolean; log: string; registrar: SippSummary }>(
+    "linphone-register",
+    (value) => {
+      assert.ok(value.registered, value.log);
+      const registers = loggedMessages(value.registrar.messages).filter((m) =>
+        m.direction === "received" && m.text.startsWith("REGISTER ")
+      );
+      assert.ok(registers.length >= 2, `REGISTERs: ${registers.length}`);
+      assert.match(registers[0]!.text, /^From: <sip:alice@127\.0\.0\.1>/m);
+      assert.match(registers.at(-1)!.text, /^Expires: 0\r?$/m, "no unregister on quit");
+      assert.equal(received(value.registrar, /^INVITE sip:conference-focus@/), 1);
+    },
   );
 });

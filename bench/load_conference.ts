@@ -1,0 +1,361 @@
+/**
+ * Load test with real participants (not a `deno bench` file: it takes minutes).
+ *
+ * Starts the server under test, then for each size N puts N SIPp callers into ONE conference:
+ * 3 callers stream distinct PCMU tones (440, 1000, 1500 Hz), the others stream PCMU silence
+ * (`uac_pcmu_rtp.xml`, `<exec rtp_stream>` of raw mu-law files). Once every caller has its 200
+ * it samples the server process: CPU as % of one core from `/proc/<pid>/stat` (utime+stime
+ * delta over the window / CLK_TCK) and RSS from `/proc/<pid>/status` (VmRSS), and prints them
+ * per participant next to the idle baseline measured in the same run.
+ *
+ *   deno run -A --unstable-net bench/load_conference.ts \
+ *     --server "deno run -A --unstable-net main.ts --config conf.ini" \
+ *     --target 127.0.0.1:5060 --uri "sip:room@127.0.0.1:5060" [--sizes 100,200,400]
+ *     [--transport t1|u1] [--rate 50] [--settle 3] [--measure 10] [--no-netns] [--json out.json]
+ *
+ * The server command runs with `bash -c "exec ..."` from the repository root; the measured
+ * process is whoever listens on the target port (found through /proc/net and /proc/<pid>/fd),
+ * so a wrapper (deno task) is fine. By default everything runs inside a loopback-only
+ * namespace (re-executing this script under `unshare`), so the server must be configured for
+ * 127.0.0.1 and needs no network beyond it.
+ *
+ * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
+ * the silent callers share one source address (distinct SSRCs); the server tells them apart
+ * by its own receiving ports. The callers' hold time covers ramp-up + settle + window.
+ * @module
+ */
+
+import {
+  boundPorts,
+  delay,
+  denoRunCommand,
+  REPO_ROOT,
+  runInLoopbackNamespace,
+  waitForPort,
+} from "../tests/_helpers/netns.ts";
+import {
+  scenarioPath,
+  type SippProcess,
+  startSipp,
+  writeUlawSilence,
+  writeUlawTone,
+} from "../tests/_helpers/sipp.ts";
+
+/** Command-line settings. */
+interface LoadOptions {
+  readonly server: string;
+  readonly target: string;
+  readonly uri: string;
+  readonly sizes: readonly number[];
+  readonly transport: "t1" | "u1";
+  readonly rate: number;
+  readonly settleSec: number;
+  readonly measureSec: number;
+  readonly netns: boolean;
+  readonly json: string | undefined;
+}
+
+function parseOptions(args: readonly string[]): LoadOptions {
+  const get = (name: string): string | undefined => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const server = get("server");
+  const target = get("target");
+  const uri = get("uri");
+  if (!server || !target || !uri) {
+    console.error(
+      "usage: load_conference.ts --server CMD --target HOST:PORT --uri SIP_URI " +
+        "[--sizes 100,200,400] [--transport t1|u1] [--rate 50] [--settle 3] [--measure 10] " +
+        "[--no-netns] [--json FILE]",
+    );
+    Deno.exit(2);
+  }
+  const transport = get("transport") ?? "t1";
+  if (transport !== "t1" && transport !== "u1") throw new Error("--transport is t1 or u1");
+  const sizes = (get("sizes") ?? "100,200,400").split(",").map((s) => parseInt(s, 10));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 4)) throw new Error("sizes must be >= 4");
+  return {
+    server,
+    target,
+    uri,
+    sizes,
+    transport,
+    rate: Number(get("rate") ?? 50),
+    settleSec: Number(get("settle") ?? 3),
+    measureSec: Number(get("measure") ?? 10),
+    netns: !args.includes("--no-netns"),
+    json: get("json"),
+  };
+}
+
+/** CPU ticks (utime + stime) and RSS of a process. */
+export interface ProcessSample {
+  readonly ticks: number;
+  readonly rssKiB: number;
+  readonly threads: number;
+  readonly at: number;
+}
+
+/** Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmRSS, Threads). */
+export async function sampleProcess(pid: number): Promise<ProcessSample> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may contain spaces) start at field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]); // field 14
+  const stime = Number(fields[12]); // field 15
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const rss = Number(status.match(/^VmRSS:\s+(\d+) kB/m)?.[1] ?? NaN);
+  const threads = Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? NaN);
+  return { ticks: utime + stime, rssKiB: rss, threads, at: performance.now() };
+}
+
+let clockTicks: number | undefined;
+
+async function clkTck(): Promise<number> {
+  if (clockTicks !== undefined) return clockTicks;
+  const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+  clockTicks = Number(new TextDecoder().decode(out.stdout).trim()) || 100;
+  return clockTicks;
+}
+
+/** % of one core used between two samples. */
+export async function cpuPercent(a: ProcessSample, b: ProcessSample): Promise<number> {
+  const seconds = (b.at - a.at) / 1000;
+  return seconds > 0 ? ((b.ticks - a.ticks) / (await clkTck())) / seconds * 100 : 0;
+}
+
+/** The pid owning the socket that listens (TCP) or is bound (UDP) on `port`. */
+export async function pidOwningPort(port: number, protocol: "tcp" | "udp"): Promise<number> {
+  const inodes = new Set<string>();
+  for (const file of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+    const text = await Deno.readTextFile(file).catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const local = f[1];
+      if (!local || (protocol === "tcp" && f[3] !== "0A")) continue;
+      if (parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port && f[9]) inodes.add(f[9]);
+    }
+  }
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      for await (const fd of Deno.readDir(`/proc/${entry.name}/fd`)) {
+        const link = await Deno.readLink(`/proc/${entry.name}/fd/${fd.name}`).catch(() => "");
+        const inode = link.match(/^socket:\[(\d+)\]$/)?.[1];
+        if (inode && inodes.has(inode)) return Number(entry.name);
+      }
+    } catch {
+      // process gone or not ours to read
+    }
+  }
+  throw new Error(`no process owns ${protocol}/${port}`);
+}
+
+/** Figures for one conference size. */
+interface SizeResult {
+  readonly participants: number;
+  readonly joined: number;
+  readonly failedCallers: number;
+  readonly cpuPercent: number;
+  readonly cpuPerParticipant: number;
+  /** (CPU − idle CPU) / N. */
+  readonly cpuPerParticipantOverIdle: number;
+  readonly rssMiB: number;
+  readonly rssPerParticipantKiB: number;
+  readonly threads: number;
+  readonly callerCpuPercent: number;
+}
+
+async function countJoined(callers: readonly SippProcess[]): Promise<number> {
+  let joined = 0;
+  for (const caller of callers) {
+    const logs = await Deno.readTextFile(caller.files.logs).catch(() => "");
+    joined += logs.match(/^JOINED /gm)?.length ?? 0;
+  }
+  return joined;
+}
+
+async function sumCallerTicks(callers: readonly SippProcess[]): Promise<ProcessSample> {
+  let ticks = 0;
+  for (const caller of callers) {
+    ticks += await sampleProcess(caller.pid).then((s) => s.ticks).catch(() => 0);
+  }
+  return { ticks, rssKiB: 0, threads: 0, at: performance.now() };
+}
+
+async function runSize(
+  options: LoadOptions,
+  serverPid: number,
+  baseline: ProcessSample,
+  idleCpu: number,
+  n: number,
+  work: string,
+): Promise<SizeResult> {
+  const rampSec = Math.ceil(n / options.rate) + 1;
+  const holdSec = rampSec + options.settleSec + options.measureSec + 3;
+  const common = {
+    scenario: scenarioPath("uac_pcmu_rtp"),
+    remote: options.target,
+    transport: options.transport,
+    keys: { conf_uri: options.uri },
+    pauseMs: holdSec * 1000,
+    timeoutSec: holdSec + rampSec + 30,
+  } as const;
+  const callers: SippProcess[] = [];
+  for (const hz of [440, 1000, 1500]) {
+    callers.push(
+      await startSipp({
+        ...common,
+        dir: `${work}/n${n}/tone${hz}`,
+        name: `tone${hz}`,
+        rtpFile: `${work}/tone${hz}.ulaw`,
+      }),
+    );
+  }
+  callers.push(
+    await startSipp({
+      ...common,
+      dir: `${work}/n${n}/silent`,
+      name: "silent",
+      rtpFile: `${work}/silence.ulaw`,
+      calls: n - 3,
+      rate: options.rate,
+      limit: n,
+    }),
+  );
+  const deadline = performance.now() + (rampSec + 20) * 1000;
+  let joined = 0;
+  while ((joined = await countJoined(callers)) < n && performance.now() < deadline) {
+    await delay(200);
+  }
+  await delay(options.settleSec * 1000);
+  const before = await sampleProcess(serverPid);
+  const callersBefore = await sumCallerTicks(callers);
+  await delay(options.measureSec * 1000);
+  const after = await sampleProcess(serverPid);
+  const callersAfter = await sumCallerTicks(callers);
+  const results = await Promise.all(callers.map((c) => c.result));
+  const cpu = await cpuPercent(before, after);
+  return {
+    participants: n,
+    joined,
+    failedCallers: results.filter((r) => !r.success).length,
+    cpuPercent: cpu,
+    cpuPerParticipant: cpu / n,
+    cpuPerParticipantOverIdle: (cpu - idleCpu) / n,
+    rssMiB: after.rssKiB / 1024,
+    rssPerParticipantKiB: (after.rssKiB - baseline.rssKiB) / n,
+    threads: after.threads,
+    callerCpuPercent: await cpuPercent(callersBefore, callersAfter),
+  };
+}
+
+async function main(options: LoadOptions): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "conclave-load-" });
+  for (const hz of [440, 1000, 1500]) await writeUlawTone(`${work}/tone${hz}.ulaw`, hz, 30);
+  await writeUlawSilence(`${work}/silence.ulaw`, 30);
+  const [host, portText] = options.target.split(":");
+  const port = Number(portText);
+  if (host !== "127.0.0.1" || !Number.isInteger(port)) throw new Error("--target 127.0.0.1:PORT");
+  const protocol = options.transport === "u1" ? "udp" : "tcp";
+  const server = new Deno.Command("bash", {
+    args: ["-c", `exec ${options.server}`],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const serverOutput = server.output();
+  try {
+    await waitForPort(port, protocol, 60_000);
+    const serverPid = await pidOwningPort(port, protocol).catch(() => server.pid);
+    const idleStart = await sampleProcess(serverPid);
+    await delay(options.measureSec * 1000);
+    const idleEnd = await sampleProcess(serverPid);
+    const idleCpu = await cpuPercent(idleStart, idleEnd);
+    console.log(
+      `server pid ${serverPid}: idle ${idleCpu.toFixed(2)} % of a core, ` +
+        `RSS ${(idleEnd.rssKiB / 1024).toFixed(1)} MiB (baseline); work dir ${work}`,
+    );
+    const rows: SizeResult[] = [];
+    for (const n of options.sizes) {
+      const row = await runSize(options, serverPid, idleEnd, idleCpu, n, work);
+      rows.push(row);
+      console.log(
+        `N=${n}: joined ${row.joined}/${n}, failed callers ${row.failedCallers}, ` +
+          `server ${row.cpuPercent.toFixed(1)} % of a core = ` +
+          `${row.cpuPerParticipant.toFixed(3)} %/participant ` +
+          `(${row.cpuPerParticipantOverIdle.toFixed(3)} over idle); ` +
+          `RSS ${row.rssMiB.toFixed(1)} MiB = ` +
+          `${row.rssPerParticipantKiB.toFixed(1)} KiB/participant over baseline; ` +
+          `threads ${row.threads}; SIPp callers ${row.callerCpuPercent.toFixed(1)} %`,
+      );
+      // Let the previous conference drain (BYEs, ports released) before the next size.
+      await delay(3000);
+      if (!(await boundPorts(protocol)).has(port)) throw new Error("server stopped listening");
+    }
+    const table = [
+      [
+        "participants",
+        "server CPU %",
+        "CPU %/participant",
+        "over idle",
+        "RSS MiB",
+        "KiB/participant",
+      ],
+      ["idle (base)", idleCpu.toFixed(2), "", "", (idleEnd.rssKiB / 1024).toFixed(1), ""],
+      ...rows.map((r) => [
+        String(r.participants),
+        r.cpuPercent.toFixed(1),
+        r.cpuPerParticipant.toFixed(3),
+        r.cpuPerParticipantOverIdle.toFixed(3),
+        r.rssMiB.toFixed(1),
+        r.rssPerParticipantKiB.toFixed(1),
+      ]),
+    ];
+    const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+    console.log("");
+    for (const row of table) {
+      console.log(row.map((cell, c) => cell.padStart(widths[c]!)).join(" | "));
+    }
+    if (options.json) {
+      await Deno.writeTextFile(
+        options.json,
+        JSON.stringify({ idleCpuPercent: idleCpu, idleRssKiB: idleEnd.rssKiB, rows }, null, 2),
+      );
+    }
+  } finally {
+    try {
+      server.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    const timer = setTimeout(() => {
+      try {
+        server.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    }, 5000);
+    await serverOutput;
+    clearTimeout(timer);
+  }
+}
+
+if (import.meta.main) {
+  const options = parseOptions(Deno.args);
+  if (options.netns && Deno.env.get("CONCLAVE_LOAD_IN_NETNS") !== "1") {
+    const self = new URL(import.meta.url).pathname;
+    const run = await runInLoopbackNamespace({
+      script: denoRunCommand(self, [...Deno.args]) + " 2>&1",
+      env: { CONCLAVE_LOAD_IN_NETNS: "1" },
+      timeoutMs: 60 * 60 * 1000,
+    });
+    console.log(run.stdout);
+    if (run.stderr) console.error(run.stderr);
+    if (run.timedOut) console.error("load test killed by its one-hour safety timeout");
+    Deno.exit(run.code);
+  }
+  await main(options);
+}
