@@ -4,7 +4,7 @@
  */
 
 import { parseConfigText } from "../../lib/config/config.ts";
-import { Server } from "../../lib/server.ts";
+import { Server, type ServerOptions } from "../../lib/server.ts";
 
 /** A started server and how to reach it. */
 export interface TestServer {
@@ -14,10 +14,14 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Starts a server; `extra` lines go into `[conference-server]`. */
+/**
+ * Starts a server; `extra` lines go into `[conference-server]` (they may override the test
+ * defaults `transport` and `no-rtp-timeout`); `options` can inject a clock.
+ */
 export async function startTestServer(
   extra: string[] = [],
   stateDirectory?: string,
+  options: ServerOptions = {},
 ): Promise<TestServer> {
   const dir = stateDirectory ?? await Deno.makeTempDir({ prefix: "conclave-test-" });
   const text = [
@@ -27,11 +31,11 @@ export async function startTestServer(
       : ["transport=sip:127.0.0.1:0;transport=tcp"]),
     `state-directory=${dir}`,
     "audio-port=0",
-    "no-rtp-timeout=0",
+    ...(extra.some((l) => l.startsWith("no-rtp-timeout=")) ? [] : ["no-rtp-timeout=0"]),
     ...extra,
   ].join("\n");
   const { config } = parseConfigText(text, "test.conf");
-  const server = new Server(config);
+  const server = new Server(config, options);
   await server.start();
   const port = server.addresses[0]?.port;
   if (port === undefined) throw new Error("no address");
