@@ -19,6 +19,11 @@
  * namespace (re-executing this script under `unshare`), so the server must be configured for
  * 127.0.0.1 and needs no network beyond it.
  *
+ * Conclave's `max-participants` defaults to 100: raise it for N > 100, or the extra callers
+ * get 486 (reported with a warning). Results of one run (2 cores, Conclave of 2026-11-21):
+ * 0.18 / 0.14 / 0.13 % of a core and 416 / 440 / 345 KiB RSS per participant at N = 100 /
+ * 200 / 400; `sipp -sn uas -rtp_echo` as a stand-in target: 0.03 % and ~4 KiB.
+ *
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart
  * by its own receiving ports. The callers' hold time covers ramp-up + settle + window.
@@ -282,6 +287,13 @@ async function main(options: LoadOptions): Promise<void> {
     for (const n of options.sizes) {
       const row = await runSize(options, serverPid, idleEnd, idleCpu, n, work);
       rows.push(row);
+      if (row.joined < n || row.failedCallers > 0) {
+        console.warn(
+          `!!! N=${n}: only ${row.joined} callers got their 200 (failed SIPp runs: ` +
+            `${row.failedCallers}); see ${work}/n${n}/*/*.errors.log ` +
+            `(a server max-participants below N answers 486)`,
+        );
+      }
       console.log(
         `N=${n}: joined ${row.joined}/${n}, failed callers ${row.failedCallers}, ` +
           `server ${row.cpuPercent.toFixed(1)} % of a core = ` +
