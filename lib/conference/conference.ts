@@ -70,6 +70,8 @@ interface Call {
   ports: MediaPorts | undefined;
   audio: NegotiatedAudio | undefined;
   readonly joinedAt: number;
+  /** Since when RTP is expected from the device (join, or the end of a hold). */
+  rtpExpectedSince: number;
   timeout: TimerHandle | undefined;
   /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
   muted?: boolean;
@@ -79,6 +81,7 @@ interface Call {
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
 export const MUTE_TOGGLE_SEQUENCE = "*6";
 
+/** Longest interval between no-RTP checks; shorter timeouts are checked every timeout/2. */
 const NO_RTP_CHECK_MS = 5000;
 
 /** Extracts the SDP from a body that may be multipart/mixed (Linphone's factory INVITE). */
@@ -236,6 +239,7 @@ export class Conference {
       ports: undefined,
       audio: undefined,
       joinedAt: s.clock.now(),
+      rtpExpectedSince: s.clock.now(),
       timeout: undefined,
     };
     let outcome: AnswerOutcome;
@@ -311,6 +315,7 @@ export class Conference {
       ports,
       audio: undefined,
       joinedAt: s.clock.now(),
+      rtpExpectedSince: s.clock.now(),
       timeout: undefined,
     };
     const confUri = parseUri(this.record.uri);
@@ -541,15 +546,16 @@ export class Conference {
       onOffer: (offer: string) => {
         const outcome = this.#services.negotiator.answer(offer, this.#caps(call.ports?.port ?? 0));
         if (!outcome.ok) return { status: outcome.status, reason: outcome.reason };
+        // RTP is expected again from the moment a held (or listen-only) call resumes.
+        if (call.audio?.direction !== "sendrecv" && outcome.audio?.direction === "sendrecv") {
+          call.rtpExpectedSince = this.#services.clock.now();
+        }
         call.audio = outcome.audio;
         this.#updateAudio(call);
         const d = this.roster.device(call.deviceUri);
         if (d) {
           d.device.media = this.#mediaOf(call);
-          d.device.status =
-            outcome.audio?.direction === "inactive" || outcome.audio?.direction === "recvonly"
-              ? "on-hold"
-              : "connected";
+          d.device.status = this.#statusOf(call);
           this.#publish();
         }
         return { answer: outcome.answer };
@@ -665,7 +671,7 @@ export class Conference {
     call.muted = muted;
     this.#audio.setMuted(call.id, muted);
     const d = this.roster.device(deviceUri);
-    if (d) d.device.status = muted ? "muted-via-focus" : "connected";
+    if (d) d.device.status = this.#statusOf(call);
     this.#services.logger.info(muted ? "participant muted" : "participant unmuted", {
       conference: this.id,
       device: deviceUri,
@@ -691,6 +697,17 @@ export class Conference {
     });
   }
 
+  /**
+   * RFC 4575 §5.6 endpoint status of a connected call: `on-hold` while the device holds
+   * (our answer is recvonly or inactive, RFC 3264 §8.4), else `muted-via-focus` when the focus
+   * mutes it, else `connected`. Hold and mute are independent and survive each other.
+   */
+  #statusOf(call: Call): "on-hold" | "muted-via-focus" | "connected" {
+    const direction = call.audio?.direction;
+    if (direction === "inactive" || direction === "recvonly") return "on-hold";
+    return call.muted ? "muted-via-focus" : "connected";
+  }
+
   #mediaOf(call: Call): MediaSnapshot[] {
     if (!call.audio) return [];
     return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }];
@@ -711,19 +728,21 @@ export class Conference {
 
   #scheduleRtpCheck(): void {
     const s = this.#services;
-    this.#rtpCheck = s.clock.setTimer(NO_RTP_CHECK_MS, () => {
+    const interval = Math.max(1, Math.min(NO_RTP_CHECK_MS, s.noRtpTimeoutMs / 2));
+    this.#rtpCheck = s.clock.setTimer(interval, () => {
       this.#rtpCheck = undefined;
       if (this.#ended) return;
       const now = s.clock.now();
       for (const call of [...this.#calls.values()]) {
-        if (!this.#audio || !call.audio || call.audio.direction === "inactive") continue;
+        // Only a device that is meant to send (sendrecv; not on hold, not listen-only).
+        if (!this.#audio || call.audio?.direction !== "sendrecv") continue;
         let last: number | undefined;
         try {
           last = this.#audio.participantStats(call.id).lastRtpAt;
         } catch {
           continue;
         }
-        if (now - (last ?? call.joinedAt) > s.noRtpTimeoutMs) {
+        if (now - Math.max(last ?? -Infinity, call.rtpExpectedSince) > s.noRtpTimeoutMs) {
           s.logger.info("no RTP, hanging up", { conference: this.id, device: call.deviceUri });
           void call.session?.bye([["Reason", 'SIP;cause=408;text="No RTP"']]).catch(() => {});
         }
