@@ -130,6 +130,8 @@ export class Conference {
   #everJoined = false;
   #rtpCheck: TimerHandle | undefined;
   #nextCallId = 1;
+  /** Admitted joins not yet in the roster, by AOR (count of devices). */
+  readonly #pendingJoins = new Map<string, number>();
 
   constructor(record: ConferenceRecord, services: ConferenceServices) {
     this.record = record;
@@ -182,18 +184,31 @@ export class Conference {
 
   /** An INVITE to the conference URI (RFC 4353 §5.3 joining): 200 with an SDP answer. */
   async join(sr: ServerRequest): Promise<void> {
-    const s = this.#services;
     const req = sr.request;
     if (this.#ended) {
       sr.respond(410, "Gone (conference ended)");
       return;
     }
     const aor = addressOfRecord(req.from.uri);
-    const refusal = this.roster.admission(aor);
+    const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()));
     if (refusal) {
       sr.respond(refusal.status, refusal.reason);
       return;
     }
+    // The seat is held while the join is stored and answered (concurrent joins cannot overfill).
+    this.#pendingJoins.set(aor, (this.#pendingJoins.get(aor) ?? 0) + 1);
+    try {
+      await this.#joinAdmitted(sr, aor);
+    } finally {
+      const n = (this.#pendingJoins.get(aor) ?? 1) - 1;
+      if (n <= 0) this.#pendingJoins.delete(aor);
+      else this.#pendingJoins.set(aor, n);
+    }
+  }
+
+  async #joinAdmitted(sr: ServerRequest, aor: string): Promise<void> {
+    const s = this.#services;
+    const req = sr.request;
     const offer = sdpBody(req);
     if (offer === undefined) {
       sr.respond(488, "Not Acceptable Here (an SDP offer is required)");
@@ -294,7 +309,7 @@ export class Conference {
     const s = this.#services;
     if (this.#ended) return 410;
     const aor = addressOfRecord(target);
-    const refusal = this.roster.admission(aor);
+    const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()));
     if (refusal) return refusal.status;
     const ports = s.ports.allocate({ rtcpPort: true });
     const offer = s.negotiator.offer(this.#caps(ports.port));
