@@ -204,6 +204,7 @@ export class Server {
       noRtpTimeoutMs: cs.noRtpTimeoutMs,
       maxParticipants: cs.maxParticipants,
       maxSpeakers: cs.maxSpeakers,
+      announcements: cs.announcements,
       expiryMs: cs.cleanupExpiredConferences ? cs.conferencesExpiryTimeMs : 0,
     });
     this.#focus = focus;

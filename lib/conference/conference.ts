@@ -53,6 +53,8 @@ export interface ConferenceServices {
   readonly noRtpTimeoutMs: number;
   readonly maxParticipants: number;
   readonly maxSpeakers: number;
+  /** Join/leave/alone tones mixed in (config `announcements`). */
+  readonly announcements: boolean;
   /** Contact (with `isfocus`) for dialogs of this conference on `flow`. */
   contactFor(conference: ConferenceRecord, flow: Flow | undefined): string;
   /** Persists work that must not be lost; rejects with StoreUnavailableError. */
@@ -608,7 +610,7 @@ export class Conference {
       this.#audio = new AudioConference({
         clock: s.clock,
         ticker: s.ticker,
-        mixer: { maxSpeakers: s.maxSpeakers },
+        mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
         onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
         onActiveSpeakerChange: (participantId) => {
           const speaker = [...this.#calls.values()].find((c) => c.id === participantId);

@@ -62,6 +62,8 @@ export interface FocusOptions {
   readonly noRtpTimeoutMs: number;
   readonly maxParticipants: number;
   readonly maxSpeakers: number;
+  /** Join/leave/alone tones (config `announcements`). */
+  readonly announcements: boolean;
   /** Ended conferences older than this are purged (0 = never). */
   readonly expiryMs: number;
 }
@@ -103,6 +105,7 @@ export class Focus implements RequestHandler {
       noRtpTimeoutMs: options.noRtpTimeoutMs,
       maxParticipants: options.maxParticipants,
       maxSpeakers: options.maxSpeakers,
+      announcements: options.announcements,
       contactFor: (record, flow) => this.contactFor(record, flow),
       persist: (what, op) => REFUSABLE_WRITES.has(what) ? op() : this.#persistDurably(what, op),
       onEnded: (conference) => {
