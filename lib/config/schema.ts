@@ -386,7 +386,7 @@ export const SCHEMA: Schema = {
         name: "max-participants",
         type: intType(1, 10_000),
         default: "100",
-        doc: "Most participants in one conference or chat room; more are refused with 403.",
+        doc: "Most participants in one conference or chat room; more are refused with 486 Conference full.",
       },
       maxSpeakers: {
         name: "max-speakers",
