@@ -326,12 +326,17 @@ export interface LoggedMessage {
   readonly text: string;
 }
 
-/** SIP messages of a `-message_file` log, in order. */
+/**
+ * SIP messages of a `-message_file` log, in order. SIPp logs a message that its scenario did
+ * not expect twice (once as received, once under "Unexpected ... message received:"); the
+ * copy is left out.
+ */
 export function loggedMessages(messageLog: string): LoggedMessage[] {
   const messages: LoggedMessage[] = [];
   for (const block of messageLog.split(/^-{10,}.*$/m)) {
     const start = block.search(/^(?:[A-Z]+ \S+ SIP\/2\.0|SIP\/2\.0 \d{3})/m);
     if (start < 0) continue;
+    if (/^Unexpected /m.test(block.slice(0, start))) continue;
     const direction = /message sent/.test(block.slice(0, start)) ? "sent" : "received";
     messages.push({ direction, text: block.slice(start).trim() });
   }
