@@ -2,8 +2,9 @@
  * An INVITE session (RFC 3261 §13–15) on either side: the UAS answers an INVITE with a 2xx and
  * retransmits it until the ACK (§13.3.1.4); the UAC sends an INVITE and ACKs its 2xx
  * (§13.2.2.4). Both handle re-INVITE and UPDATE (RFC 3311) with offer/answer (RFC 3264) and
- * 491 glare (§14.1, §14.2), BYE (§15), and accept session timers (RFC 4028) without acting as
- * refresher.
+ * 491 glare (§14.1, §14.2), BYE (§15), and session timers (RFC 4028) in either role: as refresher
+ * they send UPDATE (or a re-INVITE when the peer does not allow UPDATE) at half the interval;
+ * otherwise they send BYE when the peer lets the session expire (§10).
  * @module
  */
 
@@ -12,6 +13,14 @@ import { bodyText, type SipRequest, type SipResponse } from "../sip/message.ts";
 import type { Flow } from "../transport/flow.ts";
 import { Dialog } from "./dialog.ts";
 import type { ServerRequest } from "./server_request.ts";
+import {
+  answerSessionTimer,
+  expiryDelayMs,
+  refreshDelayMs,
+  type Refresher,
+  type SessionTimer,
+  timerFromResponse,
+} from "./session_timer.ts";
 import {
   type DialogUsage,
   optionTags,
@@ -26,6 +35,7 @@ export type SessionEndReason =
   | "no-ack"
   | "rejected"
   | "cancelled"
+  | "session-expired"
   | "failed";
 
 /** What the owner of a session (the focus) decides and hears. */
@@ -55,16 +65,9 @@ function sdpOf(message: SipRequest | SipResponse): string | undefined {
   return bodyText(message);
 }
 
-/** Session-timer headers for a 2xx (RFC 4028 §9): accept the interval, leave refreshing to the UAC. */
-function sessionTimerHeaders(request: SipRequest): Array<readonly [string, string]> {
-  const se = request.headers.get("Session-Expires");
-  if (se === undefined) return [];
-  const seconds = Number.parseInt(se, 10);
-  if (!Number.isFinite(seconds) || seconds <= 0) return [];
-  const supported = optionTags(request.headers.getAll("Supported")).includes("timer");
-  const out: Array<readonly [string, string]> = [["Session-Expires", `${seconds};refresher=uac`]];
-  if (supported) out.push(["Require", "timer"]);
-  return out;
+/** True when the peer's `Allow` lists UPDATE (RFC 3311 §5.1), so refreshes can use it. */
+function allowsUpdate(message: SipRequest | SipResponse): boolean {
+  return optionTags(message.headers.getAll("Allow")).includes("update");
 }
 
 /** One INVITE-created dialog and its offer/answer state. */
@@ -81,11 +84,17 @@ export class InviteSession implements DialogUsage {
   #giveUp: TimerHandle | undefined;
   #pending2xx: SipResponse | undefined;
   #inviteCSeq = 0;
-  /** Our own outstanding re-INVITE/UPDATE (for 491 glare, RFC 3261 §14.2). */
+  /** Our own outstanding re-INVITE (for 491 glare, RFC 3261 §14.2). */
   #outgoingOffer = false;
-  /** An incoming re-INVITE being processed (for 500 + Retry-After, RFC 3261 §14.2). */
-  #incomingOffer = false;
+  /** We put an offer in the 2xx to an offerless re-INVITE; the ACK brings the answer. */
+  #offerInResponse = false;
   #last2xxForAck: { cseq: number; ack: SipRequest } | undefined;
+  /** The session timer in force (RFC 4028), if any, and whether we refresh it. */
+  #timer: SessionTimer | undefined;
+  #weRefresh = false;
+  #timerHandle: TimerHandle | undefined;
+  /** The peer listed UPDATE in its Allow (RFC 3311 §5.1). */
+  #peerAllowsUpdate = false;
 
   private constructor(
     ua: UserAgent,
@@ -130,22 +139,34 @@ export class InviteSession implements DialogUsage {
   ): InviteSession {
     const dialog = Dialog.fromIncomingRequest(sr.request, sr.toTag, options.contact);
     const session = new InviteSession(ua, dialog, options.events, sr.flow);
+    if (sr.cancelled || sr.answered) {
+      // RFC 3261 §9.2: the CANCEL got there first and the transaction answered 487 (or some
+      // other final response went out): there is no session. The owner hears it once it holds
+      // the returned object.
+      session.#state = "terminated";
+      const reason: SessionEndReason = sr.cancelled ? "cancelled" : "failed";
+      queueMicrotask(() => options.events.onEnded(reason));
+      return session;
+    }
     session.#remoteSdp = sdpOf(sr.request);
     session.#localSdp = options.answer;
     session.#inviteCSeq = sr.request.cseq.seq;
+    session.#peerAllowsUpdate = allowsUpdate(sr.request);
+    const timer = answerSessionTimer(sr.request);
     ua.addUsage(session);
     const response = sr.build(200, undefined, {
       headers: [
         ["Contact", options.contact],
         ...ua.capabilityHeaders().filter(([n]) => n === "Allow" || n === "Supported"),
-        ...sessionTimerHeaders(sr.request),
+        ...(timer?.headers ?? []),
         ...(options.headers ?? []),
       ],
       body: options.answer,
       contentType: SDP,
     });
     sr.send(response);
-    session.#start2xxRetransmission(response);
+    session.#start2xxRetransmission(response, sr.flow);
+    session.#setTimer(timer?.timer, "uas");
     return session;
   }
 
@@ -177,7 +198,18 @@ export class InviteSession implements DialogUsage {
     const holder: { session?: InviteSession } = {};
     const tx = ua.send(request, {
       onProvisional: (r) => events.onProvisional?.(r),
-      onExtra2xx: (r) => holder.session?.reAck(r),
+      onExtra2xx: (r) => {
+        const session = holder.session;
+        if (session === undefined) return;
+        let tag: string | undefined;
+        try {
+          tag = r.toTag;
+        } catch {
+          return;
+        }
+        if (tag === session.dialog.id.remoteTag) session.reAck(r);
+        else endForkedDialog(ua, request, r);
+      },
     });
     const response = await tx.final;
     if (response.status < 200 || response.status >= 300) return { session: undefined, response };
@@ -187,9 +219,11 @@ export class InviteSession implements DialogUsage {
     session.#localSdp = spec.offer;
     session.#remoteSdp = sdpOf(response);
     session.#inviteCSeq = request.cseq.seq;
+    session.#peerAllowsUpdate = allowsUpdate(response);
     ua.addUsage(session);
     await session.#ackFor(response);
-    session.#state = "confirmed";
+    if (session.#state === "early") session.#state = "confirmed";
+    session.#setTimer(timerFromResponse(response), "uac");
     return { session, response };
   }
 
@@ -199,9 +233,10 @@ export class InviteSession implements DialogUsage {
   /** @inheritdoc */
   onAck(ack: SipRequest): void {
     if (ack.cseq.seq !== this.#inviteCSeq) return;
-    this.#stop2xxRetransmission();
+    // The answer to an offer we put in the 2xx (RFC 3261 §14.2) comes in the ACK.
     const sdp = sdpOf(ack);
-    if (sdp !== undefined) this.#remoteSdp = sdp;
+    if (sdp !== undefined && this.#offerInResponse) this.#remoteSdp = sdp;
+    this.#stop2xxRetransmission();
     if (this.#state === "early") {
       this.#state = "confirmed";
       this.#events.onConfirmed?.();
@@ -227,62 +262,83 @@ export class InviteSession implements DialogUsage {
         return;
       default:
         this.#events.onRequest?.(sr);
-        if (!sr.answered) sr.respond(200);
+        if (!sr.answered) {
+          // RFC 3261 §11.2: OPTIONS in a dialog is answered with our capabilities too.
+          sr.respond(
+            200,
+            undefined,
+            req.method === "OPTIONS" ? { headers: this.#ua.capabilityHeaders() } : {},
+          );
+        }
     }
   }
 
   #onOfferRequest(sr: ServerRequest): void {
     const req = sr.request;
-    // RFC 3261 §14.2: a re-INVITE while our own is pending → 491; while another incoming is
-    // in progress → 500 with Retry-After.
-    if (this.#outgoingOffer) {
+    const offer = sdpOf(req);
+    // RFC 3261 §14.2: "A UAS that receives an INVITE on a dialog while an INVITE it had sent
+    // on that dialog is in progress MUST return a 491"; RFC 3311 §5.2: likewise an UPDATE
+    // offer while an offer of ours awaits its answer.
+    if (this.#outgoingOffer || (offer !== undefined && this.#offerInResponse)) {
       sr.respond(491);
       return;
     }
-    if (this.#incomingOffer || (req.method === "INVITE" && this.#pending2xx !== undefined)) {
-      sr.respond(500, "Server Internal Error (offer in progress)", {
-        headers: [["Retry-After", String(Math.floor(Math.random() * 10))]],
+    // §14.2: a second INVITE while the first is still in progress (here: its 2xx awaits the
+    // ACK) → 500 with "a Retry-After header field with a randomly chosen value of between 0
+    // and 10 seconds". Offers are answered synchronously, so no other offer is ever pending.
+    if (req.method === "INVITE" && this.#pending2xx !== undefined) {
+      sr.respond(500, "Server Internal Error (INVITE in progress)", {
+        headers: [["Retry-After", String(Math.floor(Math.random() * 11))]],
       });
       return;
     }
-    this.dialog.refreshTarget(req);
-    const offer = sdpOf(req);
-    let answer = this.#localSdp;
+    let answer: string | undefined;
+    let offerInResponse = false;
     if (offer !== undefined) {
-      this.#incomingOffer = true;
-      try {
-        const result = this.#events.onOffer(offer, req);
-        if ("status" in result) {
-          sr.respond(result.status, result.reason);
-          return;
-        }
-        answer = result.answer;
-        this.#remoteSdp = offer;
-        this.#localSdp = answer;
-      } finally {
-        this.#incomingOffer = false;
+      const result = this.#events.onOffer(offer, req);
+      if ("status" in result) {
+        sr.respond(result.status, result.reason);
+        return;
       }
+      answer = result.answer;
+      this.#remoteSdp = offer;
+      this.#localSdp = answer;
+    } else if (req.method === "INVITE" && this.#localSdp !== undefined) {
+      // §14.2: a re-INVITE without an offer gets our offer in the 2xx; the ACK answers it.
+      // An UPDATE without an offer gets no body (RFC 3311 §5.2).
+      answer = this.#localSdp;
+      offerInResponse = true;
     }
+    // Target refresh once the request is accepted (§12.2.2; RFC 6141 §3.3).
+    this.dialog.refreshTarget(req);
+    const timer = answerSessionTimer(req);
     const response = sr.build(200, undefined, {
-      headers: [["Contact", this.dialog.localContact], ...sessionTimerHeaders(req)],
+      headers: [["Contact", this.dialog.localContact], ...(timer?.headers ?? [])],
       ...(answer !== undefined ? { body: answer, contentType: SDP } : {}),
     });
     sr.send(response);
     if (req.method === "INVITE") {
       this.#inviteCSeq = req.cseq.seq;
-      this.#start2xxRetransmission(response);
+      this.#start2xxRetransmission(response, sr.flow);
+      this.#offerInResponse = offerInResponse;
     }
+    // RFC 4028 §9: every accepted re-INVITE/UPDATE sets the timer again (or ends it).
+    this.#setTimer(timer?.timer, "uas");
   }
 
   // ------------------------------------------------------------------------------------
   // Outgoing in-dialog traffic
 
   /** Sends BYE (RFC 3261 §15.1.1) with optional extra headers (e.g. RFC 3326 Reason). */
-  async bye(headers: Iterable<readonly [string, string]> = []): Promise<void> {
+  bye(headers: Iterable<readonly [string, string]> = []): Promise<void> {
+    return this.#sendBye("local-bye", headers);
+  }
+
+  async #sendBye(reason: SessionEndReason, headers: Iterable<readonly [string, string]>) {
     if (this.#state === "terminated") return;
     const request = this.dialog.createRequest("BYE");
     for (const [n, v] of headers) request.headers.append(n, v);
-    this.#end("local-bye");
+    this.#end(reason);
     await this.#ua.sendInDialog(request, this.dialog, this.flow).final;
   }
 
@@ -294,6 +350,7 @@ export class InviteSession implements DialogUsage {
     for (let attempt = 0;; attempt++) {
       const request = this.dialog.createRequest("INVITE", { body: encoder.encode(offer) });
       request.headers.append("Content-Type", SDP);
+      for (const [n, v] of this.#timerRequestHeaders()) request.headers.append(n, v);
       this.#outgoingOffer = true;
       let response: SipResponse;
       try {
@@ -309,6 +366,8 @@ export class InviteSession implements DialogUsage {
         if (sdp !== undefined) this.#remoteSdp = sdp;
         this.dialog.refreshTarget(response);
         await this.#ackFor(response);
+        // RFC 4028 §7.2: the 2xx sets the session timer (none when it has no Session-Expires).
+        this.#setTimer(timerFromResponse(response), "uac");
         return response;
       }
       if (response.status === 491 && attempt === 0 && this.#state !== "terminated") {
@@ -316,6 +375,8 @@ export class InviteSession implements DialogUsage {
         const owner = this.flow === undefined;
         const delay = owner ? 2100 + Math.random() * 1900 : Math.random() * 2000;
         await new Promise<void>((resolve) => this.#ua.clock.setTimer(delay, resolve));
+        // The session may have ended while we waited (TypeScript cannot see that).
+        if (this.state === "terminated") return response;
         continue;
       }
       if (response.status === 481 || response.status === 408) this.#end("failed");
@@ -347,14 +408,15 @@ export class InviteSession implements DialogUsage {
 
   // ------------------------------------------------------------------------------------
 
-  #start2xxRetransmission(response: SipResponse): void {
+  /** Retransmits a 2xx to an INVITE on the flow that INVITE came on (RFC 3261 §13.3.1.4). */
+  #start2xxRetransmission(response: SipResponse, flow: Flow): void {
     this.#stop2xxRetransmission();
     this.#pending2xx = response;
     const { t1Ms, t2Ms } = this.#ua.options;
     let interval = t1Ms;
     const tick = () => {
-      if (this.#pending2xx !== response || !this.flow) return;
-      void this.#ua.options.port.sendResponse(response, this.flow).catch(() => {});
+      if (this.#pending2xx !== response) return;
+      void this.#ua.options.port.sendResponse(response, flow).catch(() => {});
       interval = Math.min(interval * 2, t2Ms);
       this.#retransmit = this.#ua.clock.setTimer(interval, tick);
     };
@@ -367,13 +429,13 @@ export class InviteSession implements DialogUsage {
       // §13.3.1.4: "If the server retransmits the 2xx response for 64*T1 seconds without
       // receiving an ACK, the dialog is confirmed, but the session SHOULD be terminated."
       this.#ua.logger.debug("no ACK for 2xx, ending session", { callId: this.dialog.id.callId });
-      void this.bye().catch(() => {});
-      this.#events.onEnded("no-ack");
+      void this.#sendBye("no-ack", []).catch(() => {});
     });
   }
 
   #stop2xxRetransmission(): void {
     this.#pending2xx = undefined;
+    this.#offerInResponse = false;
     this.#retransmit?.cancel();
     this.#giveUp?.cancel();
     this.#retransmit = undefined;
@@ -395,11 +457,107 @@ export class InviteSession implements DialogUsage {
     }
   }
 
+  // ------------------------------------------------------------------------------------
+  // Session timers (RFC 4028)
+
+  /**
+   * Sets (or, with undefined, clears) the session timer agreed in a transaction where we were
+   * `role`: we refresh when the refresher named is us (§7.2, §9).
+   */
+  #setTimer(timer: SessionTimer | undefined, role: Refresher): void {
+    this.#timerHandle?.cancel();
+    this.#timerHandle = undefined;
+    this.#timer = timer;
+    if (timer === undefined || this.#state === "terminated") return;
+    this.#weRefresh = timer.refresher === role;
+    const clock = this.#ua.clock;
+    if (this.#weRefresh) {
+      this.#timerHandle = clock.setTimer(refreshDelayMs(timer.seconds), () => {
+        this.#timerHandle = undefined;
+        void this.#refresh();
+      });
+    } else {
+      this.#timerHandle = clock.setTimer(expiryDelayMs(timer.seconds), () => {
+        this.#timerHandle = undefined;
+        // §10: "the UA ... SHOULD send a BYE request to terminate the session".
+        this.#ua.logger.debug("session expired", { callId: this.dialog.id.callId });
+        void this.#sendBye("session-expired", []).catch(() => {});
+      });
+    }
+  }
+
+  /** Session-Expires and Supported for a request we send while a timer is in force (§7.4). */
+  #timerRequestHeaders(): Array<readonly [string, string]> {
+    const out: Array<readonly [string, string]> = [["Supported", "timer"]];
+    const timer = this.#timer;
+    if (timer !== undefined) {
+      out.unshift([
+        "Session-Expires",
+        `${timer.seconds};refresher=${this.#weRefresh ? "uac" : "uas"}`,
+      ]);
+    }
+    return out;
+  }
+
+  /** The refresher's refresh (§7.4, §9): UPDATE when the peer allows it, else a re-INVITE. */
+  async #refresh(): Promise<void> {
+    const timer = this.#timer;
+    if (timer === undefined || this.#state === "terminated") return;
+    if (this.#outgoingOffer || this.#pending2xx !== undefined) {
+      // An INVITE transaction is in progress (RFC 3261 §14.1): try again a little later.
+      this.#timerHandle = this.#ua.clock.setTimer(this.#ua.options.t2Ms, () => {
+        this.#timerHandle = undefined;
+        void this.#refresh();
+      });
+      return;
+    }
+    if (!this.#peerAllowsUpdate) {
+      await this.reinvite(this.#localSdp ?? "").catch(() => undefined);
+      return;
+    }
+    const request = this.dialog.createRequest("UPDATE");
+    for (const [n, v] of this.#timerRequestHeaders()) request.headers.append(n, v);
+    let response: SipResponse;
+    try {
+      response = await this.#ua.sendInDialog(request, this.dialog, this.flow).final;
+    } catch {
+      return;
+    }
+    if (this.state === "terminated") return;
+    if (response.status >= 200 && response.status < 300) {
+      this.#setTimer(timerFromResponse(response), "uac");
+    } else if (response.status === 481 || response.status === 408) {
+      // RFC 3261 §12.2.1.2: the dialog is gone.
+      this.#end("failed");
+    } else {
+      // Refused for another reason: keep the timer and try again after another half-interval.
+      this.#setTimer(timer, this.#weRefresh ? "uac" : "uas");
+    }
+  }
+
   #end(reason: SessionEndReason): void {
     if (this.#state === "terminated") return;
     this.#state = "terminated";
     this.#stop2xxRetransmission();
+    this.#timerHandle?.cancel();
+    this.#timerHandle = undefined;
     this.#ua.removeUsage(this);
     this.#events.onEnded(reason);
   }
+}
+
+/**
+ * Another fork answered our INVITE with a 2xx after the first one (RFC 3261 §13.2.2.4): "the
+ * UAC core MUST ... generate an ACK ... [and] SHOULD ... terminate the dialog with a BYE".
+ */
+function endForkedDialog(ua: UserAgent, invite: SipRequest, response: SipResponse): void {
+  let dialog: Dialog;
+  try {
+    dialog = Dialog.fromResponse(invite, response);
+  } catch {
+    return;
+  }
+  void ua.sendAck(dialog.createRequest("ACK", { cseq: response.cseq.seq }), dialog, undefined)
+    .catch(() => {});
+  void ua.sendInDialog(dialog.createRequest("BYE"), dialog, undefined).final.catch(() => {});
 }

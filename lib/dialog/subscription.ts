@@ -69,6 +69,8 @@ export class Subscription implements DialogUsage {
   #expiresAt: number;
   #expiryTimer: TimerHandle | undefined;
   #state: "active" | "terminated" = "active";
+  /** A NOTIFY failed (RFC 6665 §4.2.2): NOTIFYs still queued are not sent. */
+  #failed = false;
   #queue: Promise<unknown> = Promise.resolve();
   /** True when this subscription lives on a dialog owned by another usage (REFER). */
   readonly #shared: boolean;
@@ -101,19 +103,17 @@ export class Subscription implements DialogUsage {
    */
   static accept(ua: UserAgent, sr: ServerRequest, options: SubscriptionOptions): Subscription {
     const asked = requestedExpires(sr.request, options.defaultExpires);
-    const granted = asked === 0
-      ? 0
-      : Math.max(options.minExpires, Math.min(asked, options.maxExpires));
     const dialog = Dialog.fromIncomingRequest(sr.request, sr.toTag, options.contact);
-    const sub = new Subscription(
-      ua,
-      dialog,
-      options,
-      sr.flow,
-      sr.request.headers.get("From") ?? "",
-      granted,
-      false,
-    );
+    const subscriber = sr.request.headers.get("From") ?? "";
+    if (tooBrief(asked, options)) {
+      // RFC 6665 §4.2.1.1: the notifier "MUST NOT lengthen" the duration; too brief → 423.
+      rejectTooBrief(sr, options);
+      const refused = new Subscription(ua, dialog, options, sr.flow, subscriber, 0, false);
+      refused.#state = "terminated";
+      return refused;
+    }
+    const granted = grant(asked, options);
+    const sub = new Subscription(ua, dialog, options, sr.flow, subscriber, granted, false);
     ua.addUsage(sub);
     sr.respond(200, undefined, {
       headers: [["Expires", String(granted)], ["Contact", options.contact]],
@@ -176,9 +176,11 @@ export class Subscription implements DialogUsage {
     }
     // RFC 6665 §4.2.1.2: a refresh updates the expiration; Expires 0 unsubscribes.
     const asked = requestedExpires(req, this.#options.defaultExpires);
-    const granted = asked === 0
-      ? 0
-      : Math.max(this.#options.minExpires, Math.min(asked, this.#options.maxExpires));
+    if (tooBrief(asked, this.#options)) {
+      rejectTooBrief(sr, this.#options);
+      return;
+    }
+    const granted = grant(asked, this.#options);
     this.dialog.refreshTarget(req);
     this.#expiresAt = this.#ua.clock.now() + granted * 1000;
     this.#armExpiry();
@@ -220,6 +222,8 @@ export class Subscription implements DialogUsage {
     }
     if (reason !== undefined) this.#finish(reason);
     const send = async (): Promise<boolean> => {
+      // The subscription was removed by an earlier NOTIFY's failure (§4.2.2).
+      if (this.#failed) return false;
       let response: SipResponse;
       try {
         response = await this.#ua.sendInDialog(request, this.dialog, this.flow).final;
@@ -262,9 +266,7 @@ export class Subscription implements DialogUsage {
   }
 
   #fail(): void {
-    if (this.#state === "terminated") {
-      return;
-    }
+    this.#failed = true;
     this.#finish("notify-failed");
   }
 
@@ -275,4 +277,19 @@ export class Subscription implements DialogUsage {
     if (!this.#shared) this.#ua.removeUsage(this);
     this.#options.events.onTerminated(this, reason);
   }
+}
+
+/** An Expires the notifier will not grant (RFC 6665 §4.2.1.1): above 0, below the minimum. */
+function tooBrief(asked: number, options: SubscriptionOptions): boolean {
+  return asked > 0 && asked < options.minExpires;
+}
+
+/** The duration granted (RFC 6665 §4.2.1.1): shortened to the maximum, never lengthened. */
+function grant(asked: number, options: SubscriptionOptions): number {
+  return Math.min(asked, options.maxExpires);
+}
+
+/** 423 (Interval Too Brief) with Min-Expires (RFC 6665 §4.2.1.1, RFC 3261 §21.4.17). */
+function rejectTooBrief(sr: ServerRequest, options: SubscriptionOptions): void {
+  sr.respond(423, undefined, { headers: [["Min-Expires", String(options.minExpires)]] });
 }
