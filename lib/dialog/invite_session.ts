@@ -95,6 +95,13 @@ export class InviteSession implements DialogUsage {
   #timerHandle: TimerHandle | undefined;
   /** The peer listed UPDATE in its Allow (RFC 3311 §5.1). */
   #peerAllowsUpdate = false;
+  /** A BYE asked for before the ACK of our 2xx arrived (RFC 3261 §15), and who waits for it. */
+  #deferredBye:
+    | {
+      headers: Array<readonly [string, string]>;
+      waiters: Array<{ resolve(): void; reject(e: unknown): void }>;
+    }
+    | undefined;
 
   private constructor(
     ua: UserAgent,
@@ -241,6 +248,7 @@ export class InviteSession implements DialogUsage {
       this.#state = "confirmed";
       this.#events.onConfirmed?.();
     }
+    this.#flushDeferredBye();
   }
 
   /** @inheritdoc */
@@ -329,9 +337,29 @@ export class InviteSession implements DialogUsage {
   // ------------------------------------------------------------------------------------
   // Outgoing in-dialog traffic
 
-  /** Sends BYE (RFC 3261 §15.1.1) with optional extra headers (e.g. RFC 3326 Reason). */
+  /**
+   * Sends BYE (RFC 3261 §15.1.1) with optional extra headers (e.g. RFC 3326 Reason). Before the
+   * ACK of our 2xx the BYE waits for it (or for the 64*T1 give-up): §15, "The callee's UA MUST
+   * NOT send a BYE on a confirmed dialog until it has received an ACK for its 2xx response or
+   * until the server transaction times out."
+   */
   bye(headers: Iterable<readonly [string, string]> = []): Promise<void> {
+    if (this.#state === "early" && this.#pending2xx !== undefined) {
+      const deferred = this.#deferredBye ?? { headers: [...headers], waiters: [] };
+      this.#deferredBye = deferred;
+      return new Promise((resolve, reject) => deferred.waiters.push({ resolve, reject }));
+    }
     return this.#sendBye("local-bye", headers);
+  }
+
+  /** Sends a BYE deferred by {@link bye}; false when there is none. */
+  #flushDeferredBye(): boolean {
+    const deferred = this.#deferredBye;
+    if (deferred === undefined) return false;
+    this.#deferredBye = undefined;
+    const sent = this.#sendBye("local-bye", deferred.headers);
+    for (const w of deferred.waiters) sent.then(w.resolve, w.reject);
+    return true;
   }
 
   async #sendBye(reason: SessionEndReason, headers: Iterable<readonly [string, string]>) {
@@ -429,7 +457,7 @@ export class InviteSession implements DialogUsage {
       // §13.3.1.4: "If the server retransmits the 2xx response for 64*T1 seconds without
       // receiving an ACK, the dialog is confirmed, but the session SHOULD be terminated."
       this.#ua.logger.debug("no ACK for 2xx, ending session", { callId: this.dialog.id.callId });
-      void this.#sendBye("no-ack", []).catch(() => {});
+      if (!this.#flushDeferredBye()) void this.#sendBye("no-ack", []).catch(() => {});
     });
   }
 
@@ -541,6 +569,10 @@ export class InviteSession implements DialogUsage {
     this.#stop2xxRetransmission();
     this.#timerHandle?.cancel();
     this.#timerHandle = undefined;
+    // Ended before a deferred BYE could go (e.g. the peer's own BYE): nothing left to send.
+    const deferred = this.#deferredBye;
+    this.#deferredBye = undefined;
+    for (const w of deferred?.waiters ?? []) w.resolve();
     this.#ua.removeUsage(this);
     this.#events.onEnded(reason);
   }

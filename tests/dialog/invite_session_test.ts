@@ -383,6 +383,47 @@ Deno.test("outgoing BYE: in the dialog with extra headers, onEnded('local-bye') 
   assert.deepEqual(a.events.ended, ["local-bye"]);
 });
 
+Deno.test("our BYE before the ACK waits for it (§15), then goes with its headers", async () => {
+  const a = acceptCall();
+  let done = false;
+  const p = a.session.bye([["Reason", 'SIP;cause=200;text="Replaced"']]).then(() => (done = true));
+  const second = a.session.bye();
+  assert.equal(a.fx.port.sent.length, 0);
+  assert.deepEqual(a.events.ended, []);
+  a.fx.clock.advance(1_000);
+  assert.equal(a.fx.port.retransmissions.length, 1, "the 2xx is still retransmitted");
+  ackFor(a);
+  assert.equal(a.events.confirmed, 1);
+  const bye = a.fx.port.last("BYE");
+  assert.equal(bye.request.headers.get("Reason"), 'SIP;cause=200;text="Replaced"');
+  assert.deepEqual(a.events.ended, ["local-bye"]);
+  await settle();
+  assert.equal(done, false, "resolves with the BYE's answer");
+  a.fx.port.answer(bye, 200, { toTag: "a1" });
+  await p;
+  await second;
+  assert.equal(a.fx.port.requests("BYE").length, 1);
+});
+
+Deno.test("a deferred BYE goes at the 64*T1 give-up when no ACK comes; or not at all after theirs", async () => {
+  const a = acceptCall();
+  const p = a.session.bye();
+  a.fx.clock.advance(64 * 500);
+  const bye = a.fx.port.last("BYE");
+  assert.deepEqual(a.events.ended, ["local-bye"]);
+  a.fx.port.answer(bye, 200, { toTag: "a1" });
+  await p;
+  assert.equal(a.fx.port.requests("BYE").length, 1);
+
+  const b = acceptCall();
+  const q = b.session.bye();
+  assert.equal(inDialog(b, "BYE", 2).finalOrThrow.status, 200);
+  await q;
+  assert.deepEqual(b.events.ended, ["remote-bye"]);
+  b.fx.clock.advance(64 * 500);
+  assert.equal(b.fx.port.sent.length, 0);
+});
+
 Deno.test("request(): INFO in the dialog with a body, returns the final response", async () => {
   const a = acceptCall();
   ackFor(a);
