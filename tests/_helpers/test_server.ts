@@ -16,13 +16,15 @@ export interface TestServer {
 
 /**
  * Starts a server; `extra` lines go into `[conference-server]` (they may override the test
- * defaults `transport` and `no-rtp-timeout`); `options` can inject a clock.
+ * defaults `transport` and `no-rtp-timeout`); `options` can inject a clock. Without
+ * `stateDirectory` a temporary one is made and `stop()` deletes it.
  */
 export async function startTestServer(
   extra: string[] = [],
   stateDirectory?: string,
   options: ServerOptions = {},
 ): Promise<TestServer> {
+  const created = stateDirectory === undefined;
   const dir = stateDirectory ?? await Deno.makeTempDir({ prefix: "conclave-test-" });
   const text = [
     "[conference-server]",
@@ -45,6 +47,12 @@ export async function startTestServer(
     stateDirectory: dir,
     stop: async () => {
       await server.stop();
+      // A directory made here goes with the server; one passed in belongs to the caller.
+      if (created) {
+        await Deno.remove(dir, { recursive: true }).catch((error) => {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        });
+      }
     },
   };
 }
