@@ -3,9 +3,9 @@
  * sessions out (RFC 4353 §5 focus mixing; RFC 7667 §3.6 media-mixing mixer topology).
  *
  * Each media tick ({@link AudioConference.tick}, driven by the shared `MediaTicker`):
- * 1. every receiving participant's `AudioInput` pops its jitter buffer, decodes or conceals
- *    one 20 ms frame and hands it to the mixer — lazily where it can (the samples are only
- *    produced for speakers the mixer selects; see `audio_input.ts`);
+ * 1. every receiving participant's `AudioInput` pops its jitter buffer and hands the mixer
+ *    one 20 ms lazy frame: a level now, the samples decoded only for the speakers the
+ *    mixer selects (`audio_input.ts`, `codecs/lazy_decoder.ts`);
  * 2. `mixer.tick()` — the mixer hands each listener one encoded payload (possibly the very
  *    same array for all non-speakers of a codec group);
  * 3. each listener's own `RtpSession` wraps the payload in its own header (SSRC, sequence
@@ -40,18 +40,14 @@ import type { UdpAddress, UdpSocket } from "./udp_socket.ts";
 /** Our media direction for a stream (RFC 3264 §6.1, as in our SDP answer). */
 export type MediaDirection = "sendrecv" | "sendonly" | "recvonly" | "inactive";
 
-/** Negotiated parameters of one participant's audio stream (plain values from the SDP layer). */
-export interface AudioParticipantParams {
-  /** Our bound RTP socket (and RTCP when muxed). Not closed by the conference. */
-  readonly socket: UdpSocket;
-  /** Our RTCP socket when not muxed. Not closed by the conference. */
-  readonly rtcpSocket?: UdpSocket;
-  /** RTP/RTCP multiplexing agreed (RFC 5761). Default true. */
-  readonly rtcpMux?: boolean;
-  /** The peer's RTP address from SDP (`c=` + `m=` port); latching may override it. */
+/** Negotiated parameters of one audio stream (plain values from the SDP layer, RFC 3264). */
+export interface AudioStreamParams {
+  /** The peer's RTP address from SDP (`c=` + `m=` port); `0.0.0.0`/absent: wait to latch. */
   readonly remote?: UdpAddress;
   /** The peer's RTCP address (`a=rtcp`), when not muxed. */
   readonly remoteRtcp?: UdpAddress;
+  /** RTP/RTCP multiplexing agreed (RFC 5761). Default true. */
+  readonly rtcpMux?: boolean;
   /** Payload type of the negotiated codec. */
   readonly payloadType: number;
   readonly codec: AudioCodecName;
@@ -61,11 +57,20 @@ export interface AudioParticipantParams {
   readonly telephoneEventPt?: number;
   /** `a=extmap` id of RFC 6464 `urn:ietf:params:rtp-hdrext:ssrc-audio-level`, if negotiated. */
   readonly audioLevelExtId?: number;
+  /** Our direction, as in our answer (RFC 3264 §6.1). */
   readonly direction: MediaDirection;
   /** Encoder settings for what this participant hears (Opus bit rate, complexity…). */
   readonly encoderOptions?: EncoderOptions;
   /** Our RTCP CNAME for this stream. */
   readonly cname?: string;
+}
+
+/** A stream's parameters plus the sockets it uses (the media engine binds them). */
+export interface AudioParticipantParams extends AudioStreamParams {
+  /** Our bound RTP socket (and RTCP when muxed). Not closed by the conference. */
+  readonly socket: UdpSocket;
+  /** Our RTCP socket when not muxed. Not closed by the conference. */
+  readonly rtcpSocket?: UdpSocket;
   /** Symmetric RTP policy (default `follow`). */
   readonly latching?: LatchingPolicy;
 }
@@ -382,7 +387,6 @@ export class AudioConference {
     }
     this.#mixer.tick();
     for (const p of this.#participants.values()) {
-      p.input.settle();
       if (!p.sentThisTick) p.session.skipFrame(p.clockRate / 50);
     }
   }

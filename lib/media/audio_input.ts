@@ -1,32 +1,25 @@
 /**
  * The receive side of one participant's audio, from RTP packets to one mixer input per
- * 20 ms tick: jitter buffer (RFC 3550 sequence order), decoding or concealment, re-framing
- * of packets that are not 20 ms long, and the level the mixer ranks speakers by.
+ * 20 ms tick: jitter buffer (RFC 3550 sequence order), payload-type filtering, the RFC 6464
+ * level from the header extension, and re-framing of packets that are not 20 ms long.
  *
- * Decoding every input every tick would cost more than all the mixing (1,000 inputs), so
- * inputs are lazy where the level is known without the 48 kHz samples
- * (`AudioMixer.pushLazyFrame`: the samples are produced only for speakers being mixed):
- * - G.711 (RFC 3551 §4.5.14) is decoded at its native 8 kHz by table — cheap — for the level
- *   (or the RFC 6464 level is used when sent); the 8 → 48 kHz resampling runs only when
- *   mixed, otherwise the resampler just keeps its history (`Resampler.skip`);
- * - Opus (RFC 7587) packets carrying an RFC 6464 level and lasting 20 ms (TOC byte, RFC 6716
- *   §3.1) are decoded only when mixed; the decoder treats the skipped packets like lost ones
- *   when it resumes. Without a level, Opus is decoded every tick.
+ * This is the RTP half of the one receive path; the codec half is `LazyAudioDecoder`
+ * (`codecs/lazy_decoder.ts`), which decides what must be decoded. Every tick's input goes
+ * to the mixer as a lazy frame (`AudioMixer.pushLazyFrame`): a level now, the 48 kHz
+ * samples only for the speakers the mixer selects (G.711: table decode always, 48 kHz
+ * interpolation only when mixed; Opus: decoded only when mixed if an RFC 6464 level came
+ * with the packet, else only when its TOC/VAD bits and last measured level say it may be
+ * speech). Packets of other durations (10, 30, 40, 60 ms…) are decoded at once into a FIFO
+ * and handed on 20 ms at a time, still lazily interpolated for G.711.
  * @module
  */
 
 import type { Clock } from "../config/clock.ts";
-import { type AudioMixer, MIXER_FRAME } from "./audio_mixer.ts";
-import {
-  type AudioCodecName,
-  type AudioDecoder,
-  codecClockRate,
-  createDecoder,
-} from "./codecs/codec.ts";
+import type { AudioMixer } from "./audio_mixer.ts";
+import { type AudioCodecName, codecClockRate } from "./codecs/codec.ts";
+import { LazyAudioDecoder } from "./codecs/lazy_decoder.ts";
 import { JitterBuffer, type JitterBufferStats } from "./jitter_buffer.ts";
-import { Resampler } from "./resampler.ts";
 import { type AudioLevel, readAudioLevel, type RtpPacket } from "./rtp.ts";
-import { frameLevelDbov } from "./voice_activity.ts";
 
 /** Jitter buffer tuning shared by a conference's inputs. */
 export interface ConferenceJitterOptions {
@@ -51,71 +44,42 @@ export interface AudioInputOptions {
 /** Counters of an {@link AudioInput}. */
 export interface AudioInputStats {
   readonly jitter: JitterBufferStats;
-  /** Payloads decoded. */
+  /** Payloads run through the codec's decoder (G.711 table decodes included). */
   readonly framesDecoded: number;
-  /** Frames concealed (loss, decode error). */
+  /** Concealment frames produced (loss, undecodable payload). */
   readonly framesConcealed: number;
-  /** Lazy frames the mixer did not need (decode or resampling saved). */
+  /** Lazy frames the mixer did not need (Opus decode or G.711 interpolation saved). */
   readonly framesSkipped: number;
 }
 
-/** Most PCM kept between ticks at 48 kHz: a 120 ms Opus packet plus a frame. */
+/** Most PCM kept between ticks: a 120 ms Opus packet plus a frame. */
 const FIFO_MAX_MS = 140;
 /** Jitter buffer pops per tick at most (10 ms packets need 2; guards a runaway loop). */
 const MAX_POPS_PER_TICK = 6;
-
-/** Duration of an Opus packet in ms from its TOC byte (RFC 6716 §3.1, Table 2 and §3.2). */
-export function opusPacketDurationMs(payload: Uint8Array): number | undefined {
-  if (payload.length < 1) return undefined;
-  const toc = payload[0]!;
-  const config = toc >> 3;
-  const frameMs = config < 12
-    ? [10, 20, 40, 60][config & 3]!
-    : config < 16
-    ? (config & 1 ? 20 : 10)
-    : [2.5, 5, 10, 20][config & 3]!;
-  const code = toc & 3;
-  if (code === 0) return frameMs;
-  if (code !== 3) return 2 * frameMs;
-  if (payload.length < 2) return undefined;
-  return (payload[1]! & 0x3f) * frameMs;
-}
-
-/** RFC 6464 level (0…127 = −dBov) of a PCM frame. */
-function rfc6464Level(pcm: Int16Array): number {
-  return Math.min(127, Math.max(0, Math.round(-frameLevelDbov(pcm))));
-}
 
 /** One participant's receive path; see the module documentation. */
 export class AudioInput {
   readonly #clock: Clock;
   readonly #jitterOptions: ConferenceJitterOptions;
-  #codec: AudioCodecName;
   #payloadType: number;
   #audioLevelExtId: number | undefined;
   #jitter: JitterBuffer<RtpPacket>;
-  #decoder: AudioDecoder;
-  /** G.711 only: the decoder runs at 8 kHz and this brings mixed frames to 48 kHz. */
-  #upsampler: Resampler | undefined;
+  #decoder: LazyAudioDecoder;
+  /** Samples of 20 ms at the decoder's rate (160 for G.711 at 8 kHz, 960 for Opus). */
   #frameSamples: number;
   #silence: Int16Array;
+  /** Duration of the last packet, which a concealed loss repeats. */
+  #lastPacketMs = 20;
   #fifo: Int16Array | undefined;
   #fifoLength = 0;
-  /** G.711 frame handed lazily this tick, and whether the mixer used it. */
-  #pending: Int16Array | undefined;
-  #used = false;
-  #decoded = 0;
-  #concealed = 0;
-  #skipped = 0;
 
   constructor(options: AudioInputOptions) {
     this.#clock = options.clock;
     this.#jitterOptions = options.jitter ?? {};
-    this.#codec = options.codec;
     this.#payloadType = options.payloadType;
     this.#audioLevelExtId = options.audioLevelExtId;
     this.#jitter = this.#newJitter(options.clockRate ?? codecClockRate(options.codec));
-    this.#decoder = this.#newDecoder(options.codec);
+    this.#decoder = new LazyAudioDecoder(options.codec);
     this.#frameSamples = this.#decoder.frameSamples;
     this.#silence = new Int16Array(this.#frameSamples);
   }
@@ -131,27 +95,19 @@ export class AudioInput {
     });
   }
 
-  #newDecoder(codec: AudioCodecName): AudioDecoder {
-    if (codec === "opus") {
-      this.#upsampler = undefined;
-      return createDecoder(codec);
-    }
-    this.#upsampler = new Resampler(8000, 48000);
-    return createDecoder(codec, { sampleRate: 8000 });
-  }
-
   /** The codec being decoded. */
   get codec(): AudioCodecName {
-    return this.#codec;
+    return this.#decoder.codec;
   }
 
   /** Counters. */
   get stats(): AudioInputStats {
+    const c = this.#decoder.counts;
     return {
       jitter: this.#jitter.stats,
-      framesDecoded: this.#decoded,
-      framesConcealed: this.#concealed,
-      framesSkipped: this.#skipped,
+      framesDecoded: c.decoded,
+      framesConcealed: c.concealed,
+      framesSkipped: c.skipped,
     };
   }
 
@@ -175,28 +131,17 @@ export class AudioInput {
   }): void {
     if (changes.payloadType !== undefined) this.#payloadType = changes.payloadType;
     if (changes.audioLevelExtId !== undefined) this.#audioLevelExtId = changes.audioLevelExtId;
-    if (changes.codec !== undefined && changes.codec !== this.#codec) {
+    if (changes.codec !== undefined && changes.codec !== this.#decoder.codec) {
       this.#decoder.close();
-      this.#codec = changes.codec;
-      this.#decoder = this.#newDecoder(changes.codec);
+      this.#decoder = new LazyAudioDecoder(changes.codec);
       this.#frameSamples = this.#decoder.frameSamples;
       this.#silence = new Int16Array(this.#frameSamples);
+      this.#lastPacketMs = 20;
       this.#fifo = undefined;
       this.#fifoLength = 0;
     }
     if (changes.clockRate !== undefined || changes.codec !== undefined) {
-      this.#jitter = this.#newJitter(changes.clockRate ?? codecClockRate(this.#codec));
-    }
-  }
-
-  #decode(payload: Uint8Array): Int16Array {
-    try {
-      const pcm = this.#decoder.decode(payload);
-      this.#decoded++;
-      return pcm;
-    } catch {
-      this.#concealed++;
-      return this.#decoder.conceal();
+      this.#jitter = this.#newJitter(changes.clockRate ?? codecClockRate(this.#decoder.codec));
     }
   }
 
@@ -205,82 +150,35 @@ export class AudioInput {
    * `mixer.tick()`); pushes nothing when the stream has nothing to play.
    */
   feed(mixer: AudioMixer, id: string): void {
-    this.#pending = undefined;
+    const decoder = this.#decoder;
     let level: AudioLevel | undefined;
-    let direct: Int16Array | undefined;
     for (let pops = 0; this.#fifoLength < this.#frameSamples && pops < MAX_POPS_PER_TICK; pops++) {
       const out = this.#jitter.pop();
       if (out.kind === "empty") break;
-      let pcm: Int16Array;
-      if (out.kind === "lost") {
-        pcm = this.#decoder.conceal();
-        this.#concealed++;
-      } else if (out.packet.payloadType !== this.#payloadType) {
-        pcm = this.#silence; // comfort noise (RFC 3389) or an unexpected payload type
-      } else {
+      let payload: Uint8Array | null = null; // null: lost, conceal
+      if (out.kind === "packet") {
         const packet = out.packet;
+        if (packet.payloadType !== this.#payloadType) {
+          // Comfort noise (RFC 3389) or an unexpected payload type: a frame of silence.
+          this.#append(this.#silence);
+          continue;
+        }
         if (this.#audioLevelExtId !== undefined) {
           level = readAudioLevel(packet, this.#audioLevelExtId) ?? level;
         }
-        if (
-          this.#codec === "opus" && level !== undefined && this.#fifoLength === 0 &&
-          opusPacketDurationMs(packet.payload) === 20
-        ) {
-          this.#feedLazyOpus(mixer, id, packet.payload, level);
-          return;
-        }
-        pcm = this.#decode(packet.payload);
+        payload = packet.payload;
+        this.#lastPacketMs = decoder.durationMs(payload) ?? this.#lastPacketMs;
       }
-      if (this.#fifoLength === 0 && pcm.length === this.#frameSamples) {
-        direct = pcm;
-        break;
+      if (this.#fifoLength === 0 && this.#lastPacketMs === 20) {
+        // The usual case: one 20 ms packet (or its loss) is this tick's frame.
+        mixer.pushLazyFrame(id, decoder.frame(payload, level?.level, level?.voiceActivity));
+        return;
       }
-      this.#append(pcm);
+      this.#append(payload === null ? decoder.conceal() : decoder.decode(payload));
     }
-    const frame = direct ?? this.#takeFromFifo();
+    const frame = this.#takeFromFifo();
     if (!frame) return; // nothing this tick: silence to the mixer
-    if (this.#upsampler) {
-      const upsampler = this.#upsampler;
-      this.#pending = frame;
-      this.#used = false;
-      mixer.pushLazyFrame(id, {
-        audioLevel: level?.level ?? rfc6464Level(frame),
-        ...(level ? { voice: level.voiceActivity } : {}),
-        pcm48: () => {
-          this.#used = true;
-          return upsampler.process(frame);
-        },
-      });
-    } else {
-      mixer.pushFrame(id, frame, level?.level, level?.voiceActivity);
-    }
-  }
-
-  #feedLazyOpus(mixer: AudioMixer, id: string, payload: Uint8Array, level: AudioLevel): void {
-    this.#skipped++; // undone below if the mixer asks for the samples
-    mixer.pushLazyFrame(id, {
-      audioLevel: level.level,
-      voice: level.voiceActivity,
-      pcm48: () => {
-        this.#skipped--;
-        const pcm = this.#decode(payload);
-        return pcm.length === MIXER_FRAME ? pcm : this.#silence;
-      },
-    });
-  }
-
-  /**
-   * Call after `mixer.tick()`: a lazy G.711 frame the mixer did not use still advances the
-   * resampler's history, so the next mixed frame joins without a click.
-   */
-  settle(): void {
-    const pending = this.#pending;
-    if (pending === undefined) return;
-    this.#pending = undefined;
-    if (!this.#used) {
-      this.#upsampler?.skip(pending);
-      this.#skipped++;
-    }
+    mixer.pushLazyFrame(id, decoder.pcmFrame(frame, level?.level, level?.voiceActivity));
   }
 
   #takeFromFifo(): Int16Array | undefined {

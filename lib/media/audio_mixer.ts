@@ -30,11 +30,11 @@
  * RTP continuity (sequence, timestamp, SSRC) is the RTP session's job and does not change
  * with the switch.
  *
- * Inputs at scale: {@link AudioMixer.pushFrame} takes decoded PCM; {@link AudioMixer.pushLazyFrame}
- * takes a level (RFC 6464, or one computed cheaply, e.g. on 8 kHz G.711 samples) and a
- * callback that decodes only if the participant is mixed this tick (`LazyAudioDecoder` in
- * `codecs/lazy_decoder.ts` makes those) — decoding 1,000 inputs every 20 ms would otherwise
- * cost more than all the mixing and encoding.
+ * Inputs: {@link AudioMixer.pushFrame} takes decoded PCM (tests, tools);
+ * {@link AudioMixer.pushLazyFrame} takes a level (RFC 6464, or one computed cheaply) and a
+ * callback that decodes only if the participant is mixed this tick. The conference's
+ * receive path (`AudioInput` → `LazyAudioDecoder`) uses only the lazy one: decoding 1,000
+ * inputs every 20 ms would cost more than all the mixing and encoding.
  *
  * Sinks receive the shared payload as the very same `Uint8Array`: they must not modify it.
  * @module

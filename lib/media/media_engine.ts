@@ -20,16 +20,17 @@ import {
   AudioConference,
   type AudioParticipantStats,
   type AudioParticipantUpdate,
-  type MediaDirection,
+  type AudioStreamParams,
 } from "./audio_conference.ts";
 import type { ConferenceJitterOptions } from "./audio_input.ts";
-import type { AudioCodecName, EncoderOptions } from "./codecs/codec.ts";
 import { MediaTicker, type MediaTickerStats } from "./media_ticker.ts";
 import { type MediaPorts, PortPool } from "./port_pool.ts";
 import type { LatchingPolicy } from "./rtp_session.ts";
 import type { DtmfDigitEvent } from "./telephone_event.ts";
 import type { ToneName } from "./tones.ts";
-import type { UdpAddress } from "./udp_socket.ts";
+
+/** The negotiated stream values {@link MediaEngine.startAudio} takes (defined with the conference). */
+export type { AudioStreamParams };
 
 /** Options of {@link MediaEngine}. */
 export interface MediaEngineOptions {
@@ -60,30 +61,6 @@ export interface LocalAudioEndpoint {
   readonly port: number;
   /** Separate RTCP port (port + 1) when requested. */
   readonly rtcpPort?: number;
-}
-
-/** Negotiated audio parameters (from the SDP layer). */
-export interface AudioStreamParams {
-  /** Peer's RTP address (`c=` + `m=` port). `0.0.0.0`/absent: wait to latch. */
-  readonly remote?: UdpAddress;
-  /** Peer's RTCP address (`a=rtcp`) when not muxed. */
-  readonly remoteRtcp?: UdpAddress;
-  /** rtcp-mux agreed (RFC 5761). Default true. */
-  readonly rtcpMux?: boolean;
-  readonly payloadType: number;
-  readonly codec: AudioCodecName;
-  /** Default: the codec's clock rate. */
-  readonly clockRate?: number;
-  /** RFC 4733 telephone-event payload type. */
-  readonly telephoneEventPt?: number;
-  /** `a=extmap` id of the RFC 6464 audio level extension. */
-  readonly audioLevelExtId?: number;
-  /** Our direction, as in our answer (RFC 3264 §6.1). */
-  readonly direction: MediaDirection;
-  /** Encoder settings for what this participant hears (Opus bit rate…). */
-  readonly encoderOptions?: EncoderOptions;
-  /** Our RTCP CNAME for the stream. */
-  readonly cname?: string;
 }
 
 /** Events of one conference's media, for the focus. */

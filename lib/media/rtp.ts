@@ -88,12 +88,9 @@ export function parseRtp(bytes: Uint8Array): RtpPacket | null {
     const start = offset + 4;
     const end = start + words * 4;
     if (end > length) return null;
-    if (profile === ONE_BYTE_PROFILE) {
-      const parsed = parseOneByteExtensions(bytes, start, end);
-      if (!parsed) return null;
-      extensions = parsed;
-    } else if ((profile & 0xfff0) === TWO_BYTE_PROFILE) {
-      const parsed = parseTwoByteExtensions(bytes, start, end);
+    const twoByte = (profile & 0xfff0) === TWO_BYTE_PROFILE;
+    if (profile === ONE_BYTE_PROFILE || twoByte) {
+      const parsed = parseExtensions(bytes, start, end, twoByte);
       if (!parsed) return null;
       extensions = parsed;
     } else {
@@ -134,11 +131,16 @@ export function parseRtp(bytes: Uint8Array): RtpPacket | null {
   return packet;
 }
 
-/** RFC 8285 §4.2: ID (4 bits), L (4 bits, length − 1); ID 0 is padding, ID 15 stops parsing. */
-function parseOneByteExtensions(
+/**
+ * RFC 8285 header extension elements. One-byte form (§4.2): ID (4 bits), L (4 bits,
+ * length − 1), ID 15 stops parsing. Two-byte form (§4.3): ID (8 bits), length (8 bits, may
+ * be 0). In both, a zero byte where an element would start is padding.
+ */
+function parseExtensions(
   bytes: Uint8Array,
   start: number,
   end: number,
+  twoByte: boolean,
 ): RtpHeaderExtension[] | null {
   const list: RtpHeaderExtension[] = [];
   let i = start;
@@ -148,35 +150,23 @@ function parseOneByteExtensions(
       i++;
       continue;
     }
-    const id = byte >> 4;
-    if (id === 15) break;
-    const len = (byte & 0x0f) + 1;
-    if (i + 1 + len > end) return null;
-    list.push({ id, data: bytes.subarray(i + 1, i + 1 + len) });
-    i += 1 + len;
-  }
-  return list;
-}
-
-/** RFC 8285 §4.3: ID (8 bits), length (8 bits, may be 0); ID 0 is a padding byte. */
-function parseTwoByteExtensions(
-  bytes: Uint8Array,
-  start: number,
-  end: number,
-): RtpHeaderExtension[] | null {
-  const list: RtpHeaderExtension[] = [];
-  let i = start;
-  while (i < end) {
-    const id = bytes[i]!;
-    if (id === 0) {
-      i++;
-      continue;
+    let id: number;
+    let len: number;
+    let header: number;
+    if (twoByte) {
+      if (i + 2 > end) return null;
+      id = byte;
+      len = bytes[i + 1]!;
+      header = 2;
+    } else {
+      id = byte >> 4;
+      if (id === 15) break;
+      len = (byte & 0x0f) + 1;
+      header = 1;
     }
-    if (i + 2 > end) return null;
-    const len = bytes[i + 1]!;
-    if (i + 2 + len > end) return null;
-    list.push({ id, data: bytes.subarray(i + 2, i + 2 + len) });
-    i += 2 + len;
+    if (i + header + len > end) return null;
+    list.push({ id, data: bytes.subarray(i + header, i + header + len) });
+    i += header + len;
   }
   return list;
 }

@@ -1,19 +1,36 @@
 /**
- * Decoding only what the mixer mixes. A conference of 1,000 senders costs ~50 µs per Opus
- * decode and ~40 µs per G.711 decode + 8→48 kHz interpolation every 20 ms — more than all
- * the mixing and encoding together — while the mixer only mixes its top-N speakers. A
- * {@link LazyAudioDecoder} turns each received 20 ms payload into a {@link LazyFrame}: the
- * level is known up front (the RFC 6464 header extension when the sender provides it,
- * else measured cheaply), the 48 kHz samples are produced only if the mixer asks.
+ * Decoding only what the mixer mixes. In a conference of 1,000 senders, an Opus decode
+ * (~50 µs) or a G.711 decode + 8 → 48 kHz interpolation (~40 µs) of every stream every
+ * 20 ms costs more than all the mixing and encoding together, while the mixer mixes only
+ * its top-N speakers. A {@link LazyAudioDecoder} turns each received 20 ms payload into a
+ * {@link LazyFrame}: the level is known up front, the 48 kHz samples are produced only if
+ * the mixer asks (`AudioMixer.pushLazyFrame`). It is the codec half of the one receive
+ * path; `audio_input.ts` (jitter buffer, payload types, re-framing) is the RTP half.
  *
- * - G.711 (RFC 3551 §4.5.14): the table decode to 8 kHz always runs (it is cheap) and gives
- *   the level; the interpolation to 48 kHz runs only when asked. Frames that were not asked
- *   for still feed the interpolator's history ({@link Resampler.skip}), so a stream that
- *   starts being mixed joins without a click.
- * - Opus (RFC 7587): with an RFC 6464 level, the packet is decoded only when asked; packets
- *   not asked for never reach the decoder, which then resumes on a later packet as after a
- *   loss (the mixer fades a newly selected speaker in over one frame). Without a level the
- *   packet is decoded at once and measured.
+ * - **G.711** (RFC 3551 §4.5.14): the table decode to 8 kHz always runs (cheap) and gives
+ *   the level (or the RFC 6464 level is used when sent); the interpolation to 48 kHz runs
+ *   only when asked. A frame not asked for still feeds the interpolator's history
+ *   ({@link Resampler.skip}) when the next frame is handed out, so a stream that starts
+ *   being mixed joins without a click.
+ * - **Opus with an RFC 6464 level** (RFC 7587): decoded only when asked.
+ * - **Opus without a level**: the packet's first bits are read instead
+ *   (`opus_packet.ts`, {@link opusActivity}):
+ *   1. `silent` (a 0-byte DTX frame, or the CELT silence flag) → level −127 dBov, no decode;
+ *   2. `inactive` (the sender's SILK VAD flags all clear), **and** the last level this
+ *      decoder measured was at most {@link QUIET_LEVEL_DBOV}, **and** that measurement is
+ *      less than {@link OPUS_RECHECK_PACKETS} packets old → that last level, no decode;
+ *   3. anything else (`active`, `unknown` = CELT-only, or an `inactive` stream last
+ *      measured loud or too long ago) → decoded at once and measured.
+ *   The level check in rule 2 is what keeps the rule honest: SILK's VAD calls a
+ *   stationary tone inactive after ~0.7 s, so "inactive" alone would silence a tone; it
+ *   is trusted only for streams measured quiet. A quiet stream therefore costs one decode
+ *   per {@link OPUS_RECHECK_PACKETS} packets; a new talk-spurt sets the VAD flag (rule 3)
+ *   and is decoded from its first packet. (Packet size alone is no such signal: with VBR,
+ *   −60 dBov microphone noise coded at 32 kbit/s gave 54–72-byte packets, speech 55–101.)
+ * - **Loss** (`null` payload): G.711 conceals at 8 kHz (repeat and fade) as before; Opus
+ *   runs its PLC only if asked, and carries the last level meanwhile.
+ * Opus packets not decoded never reach the decoder, which then takes up a later packet as
+ * after a loss (the mixer fades a newly selected speaker in over one frame).
  * @module
  */
 
@@ -21,6 +38,7 @@ import { Resampler } from "../resampler.ts";
 import { frameLevelDbov } from "../voice_activity.ts";
 import { type AudioCodecName, type AudioDecoder, createDecoder } from "./codec.ts";
 import { G711Decoder } from "./g711.ts";
+import { opusActivity, opusPacketDurationMs } from "./opus_packet.ts";
 
 /** A frame whose 48 kHz samples are produced only if needed (see `audio_mixer.ts`). */
 export interface LazyFrame {
@@ -32,22 +50,54 @@ export interface LazyFrame {
   pcm48(): Int16Array;
 }
 
+/** Counters of a {@link LazyAudioDecoder}. */
+export interface LazyDecoderCounts {
+  /** Payloads run through the codec's decoder (G.711 table decodes included). */
+  readonly decoded: number;
+  /** Concealment frames produced (loss, undecodable payload). */
+  readonly concealed: number;
+  /** Frames handed out whose 48 kHz samples were never produced (work saved). */
+  readonly skipped: number;
+}
+
+/** Opus without a level: streams last measured at or below this are "quiet" (dBov). */
+export const QUIET_LEVEL_DBOV = -50;
+/** Opus without a level: a quiet stream is decoded and measured again after this many packets. */
+export const OPUS_RECHECK_PACKETS = 50;
+
+const SILENT = 127;
+
 /** dBov (−127 … 0) to the RFC 6464 level field (0 … 127). */
 function toRfc6464(dbov: number): number {
   const l = Math.round(-dbov);
   return l < 0 ? 0 : l > 127 ? 127 : l;
 }
 
+function lazyFrame(audioLevel: number, voice: boolean | undefined, pcm48: () => Int16Array) {
+  const frame: { audioLevel: number; voice?: boolean; pcm48(): Int16Array } = {
+    audioLevel,
+    pcm48,
+  };
+  if (voice !== undefined) frame.voice = voice;
+  return frame;
+}
+
 /** A decoder for one incoming stream that defers work the mixer does not need. */
 export class LazyAudioDecoder {
   /** Codec of the stream. */
   readonly codec: AudioCodecName;
+  /** Samples of a 20 ms frame at the rate {@link decode} returns (160 G.711, 960 Opus). */
+  readonly frameSamples: number;
   readonly #g711: G711Decoder | null;
   readonly #up: Resampler | null;
   readonly #opus: AudioDecoder | null;
   /** G.711: the 8 kHz frame handed out last, until it is interpolated or skipped. */
   #pending: Int16Array | null = null;
+  /** Opus: last measured level (RFC 6464 scale; 0 = loud until measured) and its age. */
+  #lastLevel = 0;
+  #sinceMeasured = 0;
   #decoded = 0;
+  #concealed = 0;
   #skipped = 0;
 
   constructor(codec: AudioCodecName) {
@@ -56,45 +106,97 @@ export class LazyAudioDecoder {
       this.#opus = createDecoder("opus");
       this.#g711 = null;
       this.#up = null;
+      this.frameSamples = 960;
     } else {
       this.#opus = null;
       this.#g711 = new G711Decoder(codec);
       this.#up = new Resampler(8000, 48000);
+      this.frameSamples = 160;
     }
   }
 
-  /** Frames whose 48 kHz samples were produced / never asked for (for statistics). */
-  get counts(): { decoded: number; skipped: number } {
-    return { decoded: this.#decoded, skipped: this.#skipped };
+  /** Counters. */
+  get counts(): LazyDecoderCounts {
+    return { decoded: this.#decoded, concealed: this.#concealed, skipped: this.#skipped };
+  }
+
+  /** Duration of a payload in ms (G.711: one byte per 1/8 ms; Opus: its TOC), if known. */
+  durationMs(payload: Uint8Array): number | undefined {
+    return this.#g711 ? payload.length / 8 : opusPacketDurationMs(payload);
   }
 
   /**
-   * Wraps one received 20 ms payload (`null` = lost: concealment). `audioLevel`/`voice` are
-   * the RFC 6464 fields when the packet carried them.
+   * Wraps one received **20 ms** payload (`null` = lost: concealment of a 20 ms frame).
+   * `audioLevel`/`voice` are the RFC 6464 fields when the packet carried them.
    */
   frame(payload: Uint8Array | null, audioLevel?: number, voice?: boolean): LazyFrame {
-    if (this.#g711 !== null) return this.#g711Frame(this.#g711, payload, audioLevel, voice);
+    if (this.#g711 !== null) return this.pcmFrame(this.#g711Decode(payload), audioLevel, voice);
     const opus = this.#opus as AudioDecoder;
-    if (audioLevel === undefined || payload === null) {
-      const pcm = payload === null ? opus.conceal() : opus.decode(payload);
-      this.#decoded++;
-      return { audioLevel: audioLevel ?? toRfc6464(frameLevelDbov(pcm)), pcm48: () => pcm };
+    if (payload === null) {
+      this.#skipped++;
+      return lazyFrame(audioLevel ?? this.#lastLevel, voice, this.#once(() => this.#conceal()));
     }
-    let pcm: Int16Array | null = null;
+    if (audioLevel !== undefined) {
+      this.#skipped++;
+      return lazyFrame(audioLevel, voice, this.#once(() => this.#opusDecode(opus, payload)));
+    }
+    const activity = opusActivity(payload);
+    if (activity === "silent") {
+      this.#lastLevel = SILENT;
+      this.#sinceMeasured = 0;
+      this.#skipped++;
+      return lazyFrame(SILENT, undefined, this.#once(() => this.#opusDecode(opus, payload)));
+    }
+    if (
+      activity === "inactive" && this.#lastLevel >= -QUIET_LEVEL_DBOV &&
+      ++this.#sinceMeasured < OPUS_RECHECK_PACKETS
+    ) {
+      this.#skipped++;
+      return lazyFrame(
+        this.#lastLevel,
+        undefined,
+        this.#once(() => this.#opusDecode(opus, payload)),
+      );
+    }
+    const pcm = this.#opusDecode(opus, payload);
+    return lazyFrame(this.#lastLevel, undefined, () => pcm);
+  }
+
+  /**
+   * Wraps a 20 ms frame already decoded at the {@link decode} rate (re-framed from packets
+   * of other durations): G.711 is interpolated to 48 kHz only if asked.
+   */
+  pcmFrame(pcm: Int16Array, audioLevel?: number, voice?: boolean): LazyFrame {
+    const up = this.#up;
+    if (up === null) {
+      const level = toRfc6464(frameLevelDbov(pcm));
+      this.#lastLevel = level;
+      this.#sinceMeasured = 0;
+      return lazyFrame(audioLevel ?? level, voice, () => pcm);
+    }
+    if (this.#pending !== null) up.skip(this.#pending); // previous frame never asked for
+    this.#pending = pcm;
     this.#skipped++;
-    const frame: { audioLevel: number; voice?: boolean; pcm48(): Int16Array } = {
-      audioLevel,
-      pcm48: () => {
-        if (pcm === null) {
-          pcm = opus.decode(payload);
-          this.#skipped--;
-          this.#decoded++;
-        }
-        return pcm;
-      },
-    };
-    if (voice !== undefined) frame.voice = voice;
-    return frame;
+    return lazyFrame(
+      audioLevel ?? toRfc6464(frameLevelDbov(pcm)),
+      voice,
+      this.#once(() => {
+        if (this.#pending === pcm) this.#pending = null;
+        return up.process(pcm);
+      }),
+    );
+  }
+
+  /** Decodes a payload of any duration now, at 8 kHz (G.711) or 48 kHz (Opus). */
+  decode(payload: Uint8Array): Int16Array {
+    return this.#g711 !== null
+      ? this.#g711Decode(payload)
+      : this.#opusDecode(this.#opus as AudioDecoder, payload);
+  }
+
+  /** Conceals one lost packet (of the last packet's duration) now, at the {@link decode} rate. */
+  conceal(): Int16Array {
+    return this.#g711 !== null ? this.#g711Decode(null) : this.#conceal();
   }
 
   /** Frees the decoder. */
@@ -102,31 +204,43 @@ export class LazyAudioDecoder {
     this.#opus?.close();
   }
 
-  #g711Frame(
-    g711: G711Decoder,
-    payload: Uint8Array | null,
-    audioLevel: number | undefined,
-    voice: boolean | undefined,
-  ): LazyFrame {
-    const up = this.#up as Resampler;
-    if (this.#pending !== null) up.skip(this.#pending); // previous frame never asked for
-    const pcm8 = payload === null ? g711.conceal() : g711.decode(payload);
-    this.#pending = pcm8;
-    this.#skipped++;
+  /** A `pcm48` callback that runs `produce` once and counts the frame as not skipped. */
+  #once(produce: () => Int16Array): () => Int16Array {
     let pcm: Int16Array | null = null;
-    const frame: { audioLevel: number; voice?: boolean; pcm48(): Int16Array } = {
-      audioLevel: audioLevel ?? toRfc6464(frameLevelDbov(pcm8)),
-      pcm48: () => {
-        if (pcm === null) {
-          if (this.#pending === pcm8) this.#pending = null;
-          pcm = up.process(pcm8);
-          this.#skipped--;
-          this.#decoded++;
-        }
-        return pcm;
-      },
+    return () => {
+      if (pcm === null) {
+        pcm = produce();
+        this.#skipped--;
+      }
+      return pcm;
     };
-    if (voice !== undefined) frame.voice = voice;
-    return frame;
+  }
+
+  #g711Decode(payload: Uint8Array | null): Int16Array {
+    const g711 = this.#g711 as G711Decoder;
+    if (payload === null) {
+      this.#concealed++;
+      return g711.conceal();
+    }
+    this.#decoded++;
+    return g711.decode(payload);
+  }
+
+  #opusDecode(opus: AudioDecoder, payload: Uint8Array): Int16Array {
+    let pcm: Int16Array;
+    try {
+      pcm = opus.decode(payload);
+      this.#decoded++;
+    } catch {
+      return this.#conceal();
+    }
+    this.#lastLevel = toRfc6464(frameLevelDbov(pcm));
+    this.#sinceMeasured = 0;
+    return pcm;
+  }
+
+  #conceal(): Int16Array {
+    this.#concealed++;
+    return (this.#opus as AudioDecoder).conceal();
   }
 }
