@@ -93,8 +93,10 @@ export class LazyAudioDecoder {
   readonly #opus: AudioDecoder | null;
   /** G.711: the 8 kHz frame handed out last, until it is interpolated or skipped. */
   #pending: Int16Array | null = null;
-  /** Opus: last measured level (RFC 6464 scale; 0 = loud until measured) and its age. */
-  #lastLevel = 0;
+  /** Opus: the level (RFC 6464 scale) handed out last, which a lost frame carries on. */
+  #lastLevel = SILENT;
+  /** Opus: the level last measured on decoded samples (none yet: undefined), and its age. */
+  #measured: number | undefined;
   #sinceMeasured = 0;
   #decoded = 0;
   #concealed = 0;
@@ -136,29 +138,30 @@ export class LazyAudioDecoder {
       this.#skipped++;
       return lazyFrame(audioLevel ?? this.#lastLevel, voice, this.#once(() => this.#conceal()));
     }
+    const decodeLater = this.#once(() => this.#opusDecode(opus, payload));
     if (audioLevel !== undefined) {
       this.#skipped++;
-      return lazyFrame(audioLevel, voice, this.#once(() => this.#opusDecode(opus, payload)));
+      this.#lastLevel = audioLevel;
+      return lazyFrame(audioLevel, voice, decodeLater);
     }
     const activity = opusActivity(payload);
     if (activity === "silent") {
-      this.#lastLevel = SILENT;
+      this.#measured = this.#lastLevel = SILENT;
       this.#sinceMeasured = 0;
       this.#skipped++;
-      return lazyFrame(SILENT, undefined, this.#once(() => this.#opusDecode(opus, payload)));
+      return lazyFrame(SILENT, undefined, decodeLater);
     }
+    const measured = this.#measured;
     if (
-      activity === "inactive" && this.#lastLevel >= -QUIET_LEVEL_DBOV &&
+      activity === "inactive" && measured !== undefined && measured >= -QUIET_LEVEL_DBOV &&
       ++this.#sinceMeasured < OPUS_RECHECK_PACKETS
     ) {
       this.#skipped++;
-      return lazyFrame(
-        this.#lastLevel,
-        undefined,
-        this.#once(() => this.#opusDecode(opus, payload)),
-      );
+      this.#lastLevel = measured;
+      return lazyFrame(measured, undefined, decodeLater);
     }
     const pcm = this.#opusDecode(opus, payload);
+    this.#lastLevel = this.#measured ?? SILENT;
     return lazyFrame(this.#lastLevel, undefined, () => pcm);
   }
 
@@ -170,9 +173,10 @@ export class LazyAudioDecoder {
     const up = this.#up;
     if (up === null) {
       const level = toRfc6464(frameLevelDbov(pcm));
-      this.#lastLevel = level;
+      this.#measured = level;
       this.#sinceMeasured = 0;
-      return lazyFrame(audioLevel ?? level, voice, () => pcm);
+      this.#lastLevel = audioLevel ?? level;
+      return lazyFrame(this.#lastLevel, voice, () => pcm);
     }
     if (this.#pending !== null) up.skip(this.#pending); // previous frame never asked for
     this.#pending = pcm;
@@ -234,7 +238,7 @@ export class LazyAudioDecoder {
     } catch {
       return this.#conceal();
     }
-    this.#lastLevel = toRfc6464(frameLevelDbov(pcm));
+    this.#measured = toRfc6464(frameLevelDbov(pcm));
     this.#sinceMeasured = 0;
     return pcm;
   }

@@ -88,6 +88,12 @@ Deno.test("LazyAudioDecoder Opus: with an RFC 6464 level only mixed frames are d
   assert.deepEqual(lazy.counts, { decoded: 10, concealed: 0, skipped: 11 });
   assert.equal(lost.pcm48().length, 960, "Opus PLC");
   assert.deepEqual(lazy.counts, { decoded: 10, concealed: 1, skipped: 10 });
+  // A loss without a level carries on the level handed out last, not a guess.
+  lazy.frame(packets[0] as Uint8Array, 70, false);
+  assert.equal(lazy.frame(null).audioLevel, 70);
+  const fresh = new LazyAudioDecoder("opus");
+  assert.equal(fresh.frame(null).audioLevel, 127, "nothing received yet: silence");
+  fresh.close();
   lazy.close();
   enc.close();
 });
