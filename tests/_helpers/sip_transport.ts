@@ -69,7 +69,9 @@ export class RawStreamPeer {
 
   /**
    * The next framer event (`message` with bytes, `pong`, `ping`), or `eof` once the server
-   * closed the connection.
+   * closed the connection. A lone CRLF (the server's keep-alive answer) becomes `pong` only
+   * when a later byte arrives, so never wait here for a pong: that waits forever. Use
+   * {@link readExact} for keep-alive answers.
    */
   async nextEvent(): Promise<{ kind: string; bytes?: Uint8Array }> {
     const buf = new Uint8Array(65536);
