@@ -79,6 +79,10 @@ for (const transport of ["tcp", "udp"] as const) {
           "3",
           "-r",
           "10",
+          // One call at a time: SIPp reuses one Contact for every call, and a device that
+          // calls a conference again replaces its previous call (Flexisip behaviour).
+          "-l",
+          "1",
           `127.0.0.1:${port}`,
         ]);
         assert.equal(r.code, 0, `sipp failed:\n${r.out.slice(-3000)}`);
