@@ -386,7 +386,8 @@ export const SCHEMA: Schema = {
         name: "max-participants",
         type: intType(1, 10_000),
         default: "100",
-        doc: "Most participants in one conference or chat room; more are refused with 486 Conference full.",
+        doc:
+          "Most participants in one conference or chat room; more are refused with 486 Conference full.",
       },
       maxSpeakers: {
         name: "max-speakers",
