@@ -10,8 +10,11 @@
  *
  * Second group: the same tick including the input side — every participant's incoming
  * packet decoded (Opus decode, or PCMU table + 8→48 kHz resampling) before mixing, against
- * lazy inputs (`LazyAudioDecoder`: PCMU level measured on the 8 kHz samples, Opus level
- * from RFC 6464; only mixed speakers are decoded/interpolated).
+ * lazy inputs (`LazyAudioDecoder`, the codec half of the conference's receive path: PCMU
+ * level measured on the 8 kHz samples; Opus level from RFC 6464, or — without it — from
+ * the packet's SILK VAD flag and the last measured level; only mixed speakers, and Opus
+ * streams that may be speech, are decoded). The 997 silent participants send −60 dBov
+ * microphone noise (not digital silence), so nothing here is free.
  *
  * Memory per participant is printed before the benches run.
  * @module
@@ -70,7 +73,8 @@ function noiseFrames(seed: number): Int16Array[] {
 }
 
 const speech = new Map<number, Int16Array[]>();
-for (const i of SPEAKERS) speech.set(i, speechFrames(i + 1));
+// Speaker k gets f0 = 177, 214, 251 Hz: voice-band partials that survive G.711's 8 kHz.
+for (const [k, i] of [...SPEAKERS].entries()) speech.set(i, speechFrames(k + 1));
 const quiet = noiseFrames(99);
 const framesOf = (i: number): Int16Array[] => speech.get(i) ?? quiet;
 
@@ -142,13 +146,16 @@ function tickEager(mixer: AudioMixer, decoders: AudioDecoder[]): void {
   mixer.tick();
 }
 
-/** Lazy inputs: PCMU level measured at 8 kHz, Opus level from RFC 6464 (here: the level of
- * the source frame); only the mixed speakers are interpolated/decoded. */
-function tickLazy(mixer: AudioMixer, decoders: LazyAudioDecoder[]): void {
+/**
+ * Lazy inputs: PCMU level measured at 8 kHz; Opus level from RFC 6464 (here: the level of
+ * the source frame) when `withLevel`, else from the packet's VAD bits and the last measured
+ * level. Only the mixed speakers are interpolated/decoded.
+ */
+function tickLazy(mixer: AudioMixer, decoders: LazyAudioDecoder[], withLevel: boolean): void {
   const k = tickNo++ % CYCLE;
   for (let i = 0; i < N; i++) {
     const packet = packetsOf(i)[k] as Uint8Array;
-    const level = codecOf(i) === "opus" ? rfc6464Level(i, k) : undefined;
+    const level = withLevel && codecOf(i) === "opus" ? rfc6464Level(i, k) : undefined;
     mixer.pushLazyFrame(`p${i}`, (decoders[i] as LazyAudioDecoder).frame(packet, level));
   }
   mixer.tick();
@@ -239,6 +246,8 @@ const sharedEager = buildMixer("shared");
 const inputsA = buildDecoders();
 const inputsB = buildLazyDecoders();
 const inputsC = buildDecoders();
+const sharedLazyNoLevel = buildMixer("shared");
+const inputsD = buildLazyDecoders();
 {
   const s = tickDecoded(shared);
   tickNo--;
@@ -287,7 +296,14 @@ Deno.bench({
   group: FULL,
   n: 1000,
   warmup: 100,
-  fn: () => tickLazy(sharedLazy, inputsB),
+  fn: () => tickLazy(sharedLazy, inputsB, true),
+});
+Deno.bench({
+  name: "lazy inputs, Opus WITHOUT RFC 6464 (VAD bit + last level) + shared encodes",
+  group: FULL,
+  n: 1000,
+  warmup: 100,
+  fn: () => tickLazy(sharedLazyNoLevel, inputsD, false),
 });
 
 Deno.bench({
@@ -335,4 +351,21 @@ Deno.bench({
   name: "frame level (VAD energy, 960 samples)",
   group: "unit costs",
   fn: () => void frameLevelDbov(framesOf(0)[tickNo++ % CYCLE] as Int16Array),
+});
+
+globalThis.addEventListener("unload", () => {
+  const line = (what: string, decoders: LazyAudioDecoder[]) => {
+    const sum = { opus: { decoded: 0, skipped: 0 }, pcmu: { decoded: 0, skipped: 0 } };
+    decoders.forEach((d, i) => {
+      const s = sum[codecOf(i) === "opus" ? "opus" : "pcmu"];
+      s.decoded += d.counts.decoded;
+      s.skipped += d.counts.skipped;
+    });
+    return `  ${what}: Opus ${sum.opus.decoded} decoded / ${sum.opus.skipped} skipped; ` +
+      `PCMU ${sum.pcmu.decoded} table-decoded, ${sum.pcmu.skipped} not interpolated`;
+  };
+  console.log(
+    `mixer_bench lazy inputs over the run:\n${line("with RFC 6464", inputsB)}\n` +
+      line("Opus without RFC 6464", inputsD),
+  );
 });
