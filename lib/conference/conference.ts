@@ -159,10 +159,16 @@ export class Conference {
       contact: services.contactFor(record, undefined),
       logger: services.logger,
       initialVersion: record.lastNotifyVersion,
-      onVersion: (version) => {
-        void services.store.updateConference(record.id, { lastNotifyVersion: version }).catch(
-          () => {},
-        );
+      onVersion: () => {
+        // Durable: retried through an outage; stores the version current at each attempt, so
+        // versions never go backwards after a restart.
+        void services.persist(
+          "notify-version",
+          () =>
+            services.store.updateConference(record.id, {
+              lastNotifyVersion: this.notifier.version,
+            }),
+        ).catch(() => {});
       },
     });
     this.notifier.publish(this.roster.snapshot(true));
@@ -447,16 +453,17 @@ export class Conference {
       const changed = this.roster.setAdmin(aor, admin === "true" || admin === "1");
       const known = this.roster.user(aor) !== undefined;
       if (known) {
-        void s.store.upsertParticipant({
-          conferenceId: this.id,
-          aor,
-          displayName: this.roster.user(aor)?.displayName ?? null,
-          isAdmin: this.roster.user(aor)?.admin ?? false,
-          role: "participant",
-          state: "present",
-          joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
-          leftAt: null,
-        }).catch(() => {});
+        void s.persist("admin", () =>
+          s.store.upsertParticipant({
+            conferenceId: this.id,
+            aor,
+            displayName: this.roster.user(aor)?.displayName ?? null,
+            isAdmin: this.roster.user(aor)?.admin ?? false,
+            role: "participant",
+            state: "present",
+            joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
+            leftAt: null,
+          })).catch(() => {});
       }
       if (changed) this.#publish();
       void frag(known ? 200 : 404, known ? "OK" : "Not Found", true);
@@ -586,14 +593,16 @@ export class Conference {
         });
         this.#dropCall(call, reason);
         this.roster.removeDevice(call.deviceUri);
-        void this.#services.store.removeDevice(this.id, call.deviceUri).catch(() => {});
-        if (!this.roster.user(call.aor)) {
-          void this.#services.store.getParticipant(this.id, call.aor).then((p) =>
-            p
-              ? this.#services.store.upsertParticipant({ ...p, state: "left", leftAt: Date.now() })
-              : undefined
-          ).catch(() => {});
-        }
+        const store = this.#services.store;
+        const userLeft = !this.roster.user(call.aor);
+        const leftAt = Date.now();
+        // Durable: retried through an outage so a restart does not resurrect the device.
+        void this.#services.persist("leave", async () => {
+          await store.removeDevice(this.id, call.deviceUri);
+          if (!userLeft) return;
+          const p = await store.getParticipant(this.id, call.aor);
+          if (p) await store.upsertParticipant({ ...p, state: "left", leftAt });
+        }).catch(() => {});
         this.#publish();
         this.#maybeEnd();
       },
