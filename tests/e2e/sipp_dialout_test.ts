@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
 import { pcmuOffer, SipClient, textOf } from "../_helpers/sip_client.ts";
+import { freePort } from "../_helpers/netns.ts";
 import { startTestServer } from "../_helpers/test_server.ts";
 
 setLogLevel("warn");
@@ -21,19 +22,12 @@ const haveSipp = (() => {
 })();
 const required = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 Deno.test({
   name: "REFER adds a real SIPp uas by dial-out, admin role change, REFER method=BYE ejects it",
   ignore: !haveSipp && !required,
   async fn() {
     const srv = await startTestServer();
-    const uasPort = await freePort();
+    const uasPort = freePort();
     const dir = await Deno.makeTempDir({ prefix: "sipp-uas-" });
     const uas = new Deno.Command("sipp", {
       args: [

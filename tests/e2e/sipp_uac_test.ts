@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
+import { freePort } from "../_helpers/netns.ts";
 import { startTestServer } from "../_helpers/test_server.ts";
 
 setLogLevel("warn");
@@ -19,13 +20,6 @@ const haveSipp = (() => {
 const required = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 if (!haveSipp && !required) {
   console.warn("!!! sipp not installed: SIPp tests are IGNORED (apt-get install sip-tester)");
-}
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function sipp(args: string[]): Promise<{ code: number; out: string }> {
@@ -74,7 +68,7 @@ for (const transport of ["tcp", "udp"] as const) {
           "-t",
           transport === "tcp" ? "t1" : "u1",
           "-p",
-          String(await freePort()),
+          String(freePort()),
           "-m",
           "3",
           "-r",
@@ -111,7 +105,7 @@ Deno.test({
         "-t",
         "t1",
         "-p",
-        String(await freePort()),
+        String(freePort()),
         "-m",
         "1",
         `127.0.0.1:${srv.port}`,
