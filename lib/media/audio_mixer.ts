@@ -583,9 +583,10 @@ export class AudioMixer {
   #select(): void {
     const candidates: { p: Participant; score: number }[] = [];
     for (const p of this.#participants.values()) {
-      const v = p.vad.update(p.frame, p.audioLevel, p.voice);
-      if (!v.active || p.muted || (p.frame === undefined && p.lazy === undefined)) continue;
-      candidates.push({ p, score: v.smoothedLevel + (p.selected ? this.#stickiness : 0) });
+      const vad = p.vad;
+      vad.feed(p.frame, p.audioLevel, p.voice);
+      if (!vad.active || p.muted || (p.frame === undefined && p.lazy === undefined)) continue;
+      candidates.push({ p, score: vad.smoothedLevel + (p.selected ? this.#stickiness : 0) });
     }
     if (candidates.length > this.#maxSpeakers) {
       candidates.sort((a, b) => b.score - a.score || (a.p.id < b.p.id ? -1 : 1));

@@ -81,17 +81,14 @@ export interface JitterBufferStats {
   readonly depthMs: number;
 }
 
-interface Entry<T> {
-  readonly ext: number;
-  readonly packet: T;
-}
-
 /** RFC 3550 A.1: packets this far behind the playout point may be a sender restart. */
 const MAX_MISORDER = 100;
 /** First extended sequence number: keeps extended values positive. */
 const EXT_BASE = 1 << 20;
 /** Longest packet duration believed when measuring (Opus allows 120 ms). */
 const MAX_PACKET_MS = 120;
+/** The one `empty` output (it carries nothing, so every pop can hand out the same object). */
+const EMPTY: JitterOutput<never> = Object.freeze({ kind: "empty" });
 
 /** An adaptive jitter buffer; see the module documentation. */
 export class JitterBuffer<T extends JitterPacket = JitterPacket> {
@@ -102,7 +99,12 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
   readonly #jitterFactor: number;
   readonly #maxConceal: number;
   readonly #mask: number;
-  readonly #slots: (Entry<T> | undefined)[];
+  /**
+   * Ring of packets indexed by extended sequence number & mask, with the extended number
+   * of each slot's packet beside it (two flat arrays: no object per stored packet).
+   */
+  readonly #slots: (T | undefined)[];
+  readonly #slotExt: Float64Array;
   readonly #defaultFrameMs: number;
   #packetMs: number;
   #ssrc: number | undefined;
@@ -140,6 +142,7 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
     while (size < (options.capacity ?? 64)) size *= 2;
     this.#mask = size - 1;
     this.#slots = new Array(size).fill(undefined);
+    this.#slotExt = new Float64Array(size).fill(-1);
   }
 
   /** Current target playout delay in ms. */
@@ -186,6 +189,7 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
   /** Forgets every packet and the stream position (keeps counters and the jitter estimate). */
   reset(): void {
     this.#slots.fill(undefined);
+    this.#slotExt.fill(-1);
     this.#count = 0;
     this.#highest = undefined;
     this.#next = undefined;
@@ -205,7 +209,7 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
   #lowest(): number {
     const highest = this.#highest!;
     for (let ext = highest - this.#mask; ext <= highest; ext++) {
-      if (this.#slots[ext & this.#mask]?.ext === ext) return ext;
+      if (this.#slotExt[ext & this.#mask] === ext) return ext;
     }
     return highest;
   }
@@ -246,8 +250,7 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
       this.#late++;
       return "late";
     }
-    const slot = this.#slots[ext & this.#mask];
-    if (slot?.ext === ext) {
+    if (this.#slotExt[ext & this.#mask] === ext) {
       this.#duplicates++;
       return "duplicate";
     }
@@ -258,16 +261,17 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
   #store(ext: number, packet: T): void {
     const now = this.#clock.now();
     // Make room: a slot still holding an older packet (window overrun) is discarded.
-    const previous = this.#slots[ext & this.#mask];
-    if (previous) {
-      this.#slots[ext & this.#mask] = undefined;
+    const index = ext & this.#mask;
+    if (this.#slots[index] !== undefined) {
+      this.#slots[index] = undefined;
       this.#count--;
       this.#discarded++;
     }
     if (this.#next !== undefined && this.#next <= ext - this.#mask - 1) {
       this.#next = ext - this.#mask;
     }
-    this.#slots[ext & this.#mask] = { ext, packet };
+    this.#slots[index] = packet;
+    this.#slotExt[index] = ext;
     this.#count++;
     if (this.#lastArrival !== undefined) {
       // Interarrival jitter as RFC 3550 A.8, in ms: D = (Rj − Ri) − (Sj − Si).
@@ -292,10 +296,10 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
   pop(): JitterOutput<T> {
     const now = this.#clock.now();
     if (!this.#playing) {
-      if (this.#count === 0) return { kind: "empty" };
+      if (this.#count === 0) return EMPTY;
       const target = this.targetMs;
       const waited = now - (this.#bufferingSince ?? now);
-      if (this.#depthFromLowest() < target && waited < target) return { kind: "empty" };
+      if (this.#depthFromLowest() < target && waited < target) return EMPTY;
       const lowest = this.#lowest();
       if (this.#next === undefined || lowest > this.#next) this.#next = lowest;
       this.#playing = true;
@@ -312,18 +316,20 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
       this.#playing = false;
       this.#underruns++;
       this.#concealRun = 0;
-      return { kind: "empty" };
+      return EMPTY;
     }
     this.#shrink();
     const next = this.#next!;
-    const entry = this.#slots[next & this.#mask];
+    const index = next & this.#mask;
+    const packet = this.#slots[index];
     this.#next = next + 1;
-    if (entry?.ext === next) {
-      this.#slots[next & this.#mask] = undefined;
+    if (packet !== undefined && this.#slotExt[index] === next) {
+      this.#slots[index] = undefined;
+      this.#slotExt[index] = -1;
       this.#count--;
       this.#played++;
       this.#concealRun = 0;
-      return { kind: "packet", packet: entry.packet };
+      return { kind: "packet", packet };
     }
     if (this.#concealRun > 0) {
       // Frames already concealed during the underrun stood in for this sequence number.
@@ -349,9 +355,10 @@ export class JitterBuffer<T extends JitterPacket = JitterPacket> {
     const goal = target + this.#packetMs;
     while (this.#count > 1 && this.depthMs > goal) {
       const next = this.#next!;
-      const entry = this.#slots[next & this.#mask];
-      if (entry?.ext === next) {
-        this.#slots[next & this.#mask] = undefined;
+      const index = next & this.#mask;
+      if (this.#slots[index] !== undefined && this.#slotExt[index] === next) {
+        this.#slots[index] = undefined;
+        this.#slotExt[index] = -1;
         this.#count--;
         this.#discarded++;
       }

@@ -257,6 +257,31 @@ export function serializeRtp(packet: RtpPacket, out?: Uint8Array): Uint8Array {
   return out ? buf.subarray(0, offset) : buf;
 }
 
+/**
+ * Serializes a plain RTP packet — the fixed 12-byte header (RFC 3550 §5.1: version 2, no
+ * padding, no extension, no CSRC) followed by `payload` — into a new array. Byte for byte
+ * what {@link serializeRtp} writes for the same packet, without building a packet value:
+ * the media path sends one of these per listener every 20 ms.
+ */
+export function serializePlainRtp(
+  marker: boolean,
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const buf = new Uint8Array(RTP_HEADER_SIZE + payload.length);
+  buf[0] = 0x80;
+  buf[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  buf[2] = (sequenceNumber >> 8) & 0xff;
+  buf[3] = sequenceNumber & 0xff;
+  writeU32(buf, 4, timestamp);
+  writeU32(buf, 8, ssrc);
+  buf.set(payload, RTP_HEADER_SIZE);
+  return buf;
+}
+
 function writeExtensions(
   buf: Uint8Array,
   offset: number,

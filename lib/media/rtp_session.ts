@@ -20,7 +20,13 @@ import {
   type RtcpPacket,
   serializeRtcp,
 } from "./rtcp.ts";
-import { parseRtp, type RtpHeaderExtension, type RtpPacket, serializeRtp } from "./rtp.ts";
+import {
+  parseRtp,
+  type RtpHeaderExtension,
+  type RtpPacket,
+  serializePlainRtp,
+  serializeRtp,
+} from "./rtp.ts";
 import { ReceiveStatistics } from "./rtp_receive_stats.ts";
 import type { UdpAddress, UdpSocket } from "./udp_socket.ts";
 
@@ -247,7 +253,7 @@ export class RtpSession {
    * after {@link skipFrame} (start of a talk-spurt, RFC 3551 §4.1). Returns false if there
    * is nowhere to send yet.
    */
-  sendFrame(payload: Uint8Array, samples: number, options: SendFrameOptions = {}): boolean {
+  sendFrame(payload: Uint8Array, samples: number, options?: SendFrameOptions): boolean {
     if (this.#closed) return false;
     const to = this.remote;
     const timestamp = this.#timestamp;
@@ -256,18 +262,22 @@ export class RtpSession {
       this.#needMarker = true;
       return false;
     }
-    const marker = options.marker ?? this.#needMarker;
+    const marker = options?.marker ?? this.#needMarker;
     this.#needMarker = false;
-    const bytes = serializeRtp({
-      marker,
-      payloadType: options.payloadType ?? this.#payloadType,
-      sequenceNumber: this.#seq,
-      timestamp,
-      ssrc: this.ssrc,
-      csrcs: [],
-      extensions: options.extensions ?? [],
-      payload,
-    });
+    const payloadType = options?.payloadType ?? this.#payloadType;
+    const extensions = options?.extensions;
+    const bytes = extensions === undefined || extensions.length === 0
+      ? serializePlainRtp(marker, payloadType, this.#seq, timestamp, this.ssrc, payload)
+      : serializeRtp({
+        marker,
+        payloadType,
+        sequenceNumber: this.#seq,
+        timestamp,
+        ssrc: this.ssrc,
+        csrcs: [],
+        extensions,
+        payload,
+      });
     this.#seq = (this.#seq + 1) & 0xffff;
     this.#o.socket.send(bytes, to);
     this.#packetsSent++;

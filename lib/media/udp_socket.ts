@@ -12,6 +12,12 @@
  * un-awaited sends arrive 9,8,…,0). RTP receivers tolerate reordering but should not be
  * fed it, so this wrapper keeps at most one send in flight per socket and queues the rest
  * in order (sockets are per stream, so this serialises only one stream's packets).
+ *
+ * Per-datagram cost matters (a conference of 400 moves 40,000 datagrams a second): the
+ * receive loop allocates only the copy of the datagram (and a new source address object
+ * only when the source changes); a send allocates nothing of its own beyond Deno's promise
+ * (the completion handlers are bound once per socket and the destination object is reused
+ * while the destination stays the same).
  * @module
  */
 
@@ -53,6 +59,17 @@ export class UdpSocket {
   #sent = 0;
   #sendErrors = 0;
   #received = 0;
+  /** The destination of the last send, and the options object handed to Deno for it. */
+  #lastTo: UdpAddress | undefined;
+  #lastSendOptions: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
+  readonly #onSent = (): void => {
+    this.#sent++;
+    this.#settle();
+  };
+  readonly #onSendError = (): void => {
+    this.#sendErrors++;
+    this.#settle();
+  };
 
   private constructor(conn: Deno.DatagramConn) {
     this.#conn = conn;
@@ -91,19 +108,25 @@ export class UdpSocket {
 
   async #receiveLoop(): Promise<void> {
     const buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
+    // The source of the previous datagram: handed out again (it is immutable) while the
+    // peer keeps sending from the same address, as RTP peers do.
+    let from: UdpAddress | undefined;
     for (;;) {
-      let data: Uint8Array;
-      let addr: Deno.Addr;
+      let received: [Uint8Array, Deno.Addr];
       try {
-        [data, addr] = await this.#conn.receive(buffer);
+        received = await this.#conn.receive(buffer);
       } catch {
         return; // closed (Interrupted / BadResource)
       }
       if (this.#closing) return;
       this.#received++;
-      const net = addr as Deno.NetAddr;
+      // Indexing, not destructuring: an array pattern runs the iterator protocol.
+      const net = received[1] as Deno.NetAddr;
+      if (from === undefined || from.port !== net.port || from.address !== net.hostname) {
+        from = { address: net.hostname, port: net.port };
+      }
       try {
-        this.#handler?.(data.slice(), { address: net.hostname, port: net.port });
+        this.#handler?.(received[0].slice(), from);
       } catch {
         // A handler bug must not kill the receive loop; the handler owns its error reporting.
       }
@@ -129,16 +152,12 @@ export class UdpSocket {
 
   #transmit(data: Uint8Array, to: UdpAddress): void {
     this.#inFlight++;
-    this.#conn.send(data, { transport: "udp", hostname: to.address, port: to.port }).then(
-      () => {
-        this.#sent++;
-        this.#settle();
-      },
-      () => {
-        this.#sendErrors++;
-        this.#settle();
-      },
-    );
+    const last = this.#lastTo;
+    if (last === undefined || last.port !== to.port || last.address !== to.address) {
+      this.#lastTo = to;
+      this.#lastSendOptions = { transport: "udp", hostname: to.address, port: to.port };
+    }
+    this.#conn.send(data, this.#lastSendOptions).then(this.#onSent, this.#onSendError);
   }
 
   #settle(): void {

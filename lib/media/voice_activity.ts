@@ -114,6 +114,15 @@ export class VoiceActivityDetector {
    * `voice` is the RFC 6464 V flag when the sender sets it.
    */
   update(frame: Int16Array | undefined, audioLevel?: number, voice?: boolean): VoiceActivity {
+    this.feed(frame, audioLevel, voice);
+    return { active: this.active, level: this.#level, smoothedLevel: this.#smoothed };
+  }
+
+  /**
+   * {@link update} without the snapshot object: read {@link active} and
+   * {@link smoothedLevel} afterwards (the mixer feeds every participant every 20 ms).
+   */
+  feed(frame: Int16Array | undefined, audioLevel?: number, voice?: boolean): void {
     const level = audioLevel !== undefined
       ? rfc6464ToDbov(audioLevel)
       : frame !== undefined
@@ -128,7 +137,6 @@ export class VoiceActivityDetector {
     else if (this.#sinceSpeech !== Number.POSITIVE_INFINITY) this.#sinceSpeech++;
     const k = level > this.#smoothed ? this.#attack : this.#release;
     this.#smoothed += k * (level - this.#smoothed);
-    return { active: this.active, level, smoothedLevel: this.#smoothed };
   }
 
   /** Forgets everything (new source). */

@@ -7,6 +7,7 @@ import {
   RtpEncodeError,
   type RtpPacket,
   rtpPacketSize,
+  serializePlainRtp,
   serializeRtp,
 } from "../../lib/media/rtp.ts";
 
@@ -188,6 +189,28 @@ Deno.test("rtp: serialize into a reusable buffer writes the same bytes", () => {
   assert.equal(view.buffer, out.buffer);
   assert.deepEqual([...view], [...serializeRtp(packet)]);
   assert.throws(() => serializeRtp(packet, new Uint8Array(10)), RtpEncodeError);
+});
+
+Deno.test("rtp: serializePlainRtp writes what serializeRtp writes for a plain packet", () => {
+  const cases: RtpPacket[] = [
+    base(),
+    base({ marker: true, payloadType: 111, sequenceNumber: 0xffff, timestamp: 0xffffffff }),
+    base({ payloadType: 8, sequenceNumber: 0, timestamp: 0, ssrc: 0xffffffff }),
+    base({ payload: new Uint8Array(160).map((_, i) => (i * 7) & 0xff) }),
+    base({ payload: new Uint8Array(0) }),
+  ];
+  for (const p of cases) {
+    const plain = serializePlainRtp(
+      p.marker,
+      p.payloadType,
+      p.sequenceNumber,
+      p.timestamp,
+      p.ssrc,
+      p.payload,
+    );
+    assert.deepEqual([...plain], [...serializeRtp(p)]);
+    same(parseRtp(plain)!, p);
+  }
 });
 
 Deno.test("rtp: malformed packets are rejected", () => {

@@ -103,3 +103,28 @@ Deno.test("DominantSpeaker: takes over at once from a silent speaker, else after
   assert.equal(d.remove("a", null), true);
   assert.equal(d.current, null);
 });
+
+Deno.test("VAD: feed() moves the detector exactly as update() does", () => {
+  const a = new VoiceActivityDetector({ hangoverFrames: 3 });
+  const b = new VoiceActivityDetector({ hangoverFrames: 3 });
+  const frames: [Int16Array | undefined, number | undefined, boolean | undefined][] = [
+    [undefined, undefined, undefined],
+    [sine(300, 6000, 960), undefined, undefined],
+    [undefined, 30, true],
+    [new Int16Array(960), undefined, undefined],
+    [undefined, 90, false],
+    [undefined, undefined, undefined],
+    [undefined, undefined, undefined],
+    [undefined, undefined, undefined],
+    [undefined, undefined, undefined],
+  ];
+  for (const [frame, level, voice] of frames) {
+    const snapshot = a.update(frame, level, voice);
+    b.feed(frame, level, voice);
+    assert.equal(b.active, snapshot.active);
+    assert.equal(b.level, snapshot.level);
+    assert.equal(b.smoothedLevel, snapshot.smoothedLevel);
+    assert.equal(b.noiseFloor, a.noiseFloor);
+  }
+  assert.equal(b.active, false, "the hangover ran out");
+});

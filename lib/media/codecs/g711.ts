@@ -191,12 +191,23 @@ export class G711Decoder {
 
   /** Decodes one payload (one sample per byte); resets the concealment fade. */
   decode(payload: Uint8Array): Int16Array {
-    const out = new Int16Array(payload.length);
+    return this.decodeInto(payload, new Int16Array(payload.length));
+  }
+
+  /**
+   * Like {@link decode}, into `out` (at least `payload.length` samples): returns the view of
+   * `out` holding the samples. The decoder keeps that view for concealment, so `out` must
+   * stay unchanged until the next decode (callers alternate between two arrays).
+   */
+  decodeInto(payload: Uint8Array, out: Int16Array): Int16Array {
+    const n = payload.length;
+    if (out.length < n) throw new RangeError(`output holds ${out.length} < ${n} samples`);
+    const pcm = out.length === n ? out : out.subarray(0, n);
     const table = this.#table;
-    for (let i = 0; i < payload.length; i++) out[i] = table[payload[i] as number] as number;
-    if (out.length > 0) this.#last = out;
+    for (let i = 0; i < n; i++) pcm[i] = table[payload[i] as number] as number;
+    if (n > 0) this.#last = pcm;
     this.#lost = 0;
-    return out;
+    return pcm;
   }
 
   /**

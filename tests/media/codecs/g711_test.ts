@@ -197,3 +197,37 @@ Deno.test("G711Decoder.conceal: repeats the last frame fading out, then silence"
   dec.decode(enc.encode(pcm));
   assert.ok(Math.abs((dec.conceal()[159] as number) - level * 0.8) <= 1);
 });
+
+Deno.test("G711Decoder.decodeInto: same samples as decode, into the caller's array", () => {
+  for (const law of ["pcmu", "pcma"] as const) {
+    const enc = new G711Encoder(law);
+    const pcm = Int16Array.from({ length: 160 }, (_, i) => Math.round(7000 * Math.sin(i / 5)));
+    const payload = enc.encode(pcm);
+    const want = new G711Decoder(law).decode(payload);
+    const dec = new G711Decoder(law);
+    const out = new Int16Array(160).fill(123);
+    const got = dec.decodeInto(payload, out);
+    assert.equal(got, out, "a full-size array is filled and returned as is");
+    assert.deepEqual(got, want);
+    // A larger array: the decoded samples are a view at its start, the rest untouched.
+    const big = new Int16Array(200).fill(7);
+    const view = dec.decodeInto(payload.subarray(0, 80), big);
+    assert.equal(view.length, 80);
+    assert.equal(view.buffer, big.buffer);
+    assert.deepEqual(view, want.subarray(0, 80));
+    assert.equal(big[80], 7);
+    assert.throws(() => dec.decodeInto(payload, new Int16Array(100)), RangeError);
+  }
+});
+
+Deno.test("G711Decoder.decodeInto: concealment repeats the frame decoded last", () => {
+  const enc = new G711Encoder("pcmu");
+  const a = new Int16Array(160);
+  const b = new Int16Array(160);
+  const dec = new G711Decoder("pcmu");
+  dec.decodeInto(enc.encode(new Int16Array(160).fill(2000)), a);
+  const second = dec.decodeInto(enc.encode(new Int16Array(160).fill(8000)), b);
+  const c1 = dec.conceal();
+  assert.ok(Math.abs((c1[159] as number) - (second[0] as number) * 0.8) <= 1);
+  assert.notEqual(c1, b, "concealment is a new array; the caller's stays as decoded");
+});

@@ -186,3 +186,32 @@ Deno.test("LazyAudioDecoder Opus without a level: DTX and CELT digital silence a
   dtx.close();
   celt.close();
 });
+
+Deno.test("LazyAudioDecoder G.711: frames decoded into reused arrays stay right through skips and losses", () => {
+  // Pattern per frame: a = asked for (mixed), s = not asked for, l = lost and asked for,
+  // m = lost and not asked for. Every asked frame must equal what an eager 48 kHz decoder
+  // fed the same packets and losses produces, whatever was skipped in between.
+  const pattern = "aasaslasssaammasaslslaa";
+  for (const codec of ["pcmu", "pcma"] as const) {
+    const enc = createEncoder(codec, { sampleRate: 8000 });
+    const eager = createDecoder(codec);
+    const lazy = new LazyAudioDecoder(codec);
+    const asked: Int16Array[] = [];
+    for (let f = 0; f < pattern.length; f++) {
+      const step = pattern[f]!;
+      const lost = step === "l" || step === "m";
+      const payload = enc.encode(sine(300 + 50 * f, 9000, 160, 8000, f * 160));
+      const want = lost ? eager.conceal() : eager.decode(payload);
+      const frame = lazy.frame(lost ? null : payload);
+      if (step === "a" || step === "l") {
+        const got = frame.pcm48();
+        assert.deepEqual(got, want, `${codec} frame ${f} (${step})`);
+        asked.push(got);
+      }
+    }
+    // Frames handed to the mixer earlier are not overwritten by later decodes.
+    assert.equal(new Set(asked).size, asked.length, "every asked frame is its own array");
+    lazy.close();
+    eager.close();
+  }
+});
