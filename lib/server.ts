@@ -33,6 +33,25 @@ export interface ServerOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Protocol and media state held right now: what an ended call must not leave behind once
+ * its transaction timers have run (RFC 3261 §17.2.2 Timer J, RFC 6026 §8.7 Timer L).
+ */
+export interface ServerResources {
+  /** Server transactions (RFC 3261 §17.2), including those absorbing retransmissions. */
+  readonly serverTransactions: number;
+  /** Client transactions (RFC 3261 §17.1). */
+  readonly clientTransactions: number;
+  /** Dialogs (RFC 3261 §12) of calls, subscriptions and dial-outs. */
+  readonly dialogs: number;
+  /** Calls (devices connected) over all live conferences. */
+  readonly calls: number;
+  /** Media port allocations (an RTP socket, plus an RTCP socket when not multiplexed). */
+  readonly mediaPorts: number;
+  /** Conferences mixing on the shared media tick (RFC 4353 §5 focus mixing). */
+  readonly tickingConferences: number;
+}
+
 /** A running Conclave instance. */
 export class Server {
   readonly config: Config;
@@ -43,6 +62,7 @@ export class Server {
   #ua: UserAgent | undefined;
   #focus: Focus | undefined;
   #ports: PortPool | undefined;
+  #ticker: MediaTicker | undefined;
   #addresses: LocalAddress[] = [];
   #stopped = false;
 
@@ -60,6 +80,22 @@ export class Server {
   get focus(): Focus {
     if (!this.#focus) throw new Error("server not started");
     return this.#focus;
+  }
+
+  /** Live protocol and media state (zeros before {@link start}); see {@link ServerResources}. */
+  get resources(): ServerResources {
+    let calls = 0;
+    for (const conference of this.#focus?.conferences.values() ?? []) {
+      calls += conference.callCount;
+    }
+    return {
+      serverTransactions: this.#transactions?.serverTransactionCount ?? 0,
+      clientTransactions: this.#transactions?.clientTransactionCount ?? 0,
+      dialogs: this.#ua?.dialogCount ?? 0,
+      calls,
+      mediaPorts: this.#ports?.allocatedCount ?? 0,
+      tickingConferences: this.#ticker?.listenerCount ?? 0,
+    };
   }
 
   /** The store (after {@link start}). */
@@ -182,6 +218,7 @@ export class Server {
       { hostname: mediaBind },
     );
     const ticker = new MediaTicker({ clock: this.#clock });
+    this.#ticker = ticker;
     const focus = new Focus({
       ua,
       store: this.#store,

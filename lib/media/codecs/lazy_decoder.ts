@@ -82,6 +82,44 @@ function lazyFrame(audioLevel: number, voice: boolean | undefined, pcm48: () => 
   return frame;
 }
 
+/** G.711 interpolation state shared by a decoder and the frames it hands out. */
+class G711Interpolation {
+  readonly resampler = new Resampler(8000, 48000);
+  /** The 8 kHz frame handed out last, until it is interpolated or skipped. */
+  pending: Int16Array | null = null;
+  /** Frames handed out whose 48 kHz samples were never produced. */
+  skipped = 0;
+}
+
+/**
+ * A G.711 frame: level known, 48 kHz samples interpolated on the first ask. One object per
+ * frame (not an object plus closures): every G.711 participant hands one out every 20 ms.
+ */
+class G711Frame implements LazyFrame {
+  readonly audioLevel: number;
+  declare readonly voice?: boolean;
+  readonly #state: G711Interpolation;
+  readonly #pcm8: Int16Array;
+  #pcm48: Int16Array | null = null;
+
+  constructor(state: G711Interpolation, pcm8: Int16Array, audioLevel: number, voice?: boolean) {
+    this.#state = state;
+    this.#pcm8 = pcm8;
+    this.audioLevel = audioLevel;
+    if (voice !== undefined) (this as { voice?: boolean }).voice = voice;
+  }
+
+  pcm48(): Int16Array {
+    if (this.#pcm48 === null) {
+      const state = this.#state;
+      if (state.pending === this.#pcm8) state.pending = null;
+      this.#pcm48 = state.resampler.process(this.#pcm8);
+      state.skipped--;
+    }
+    return this.#pcm48;
+  }
+}
+
 /** A decoder for one incoming stream that defers work the mixer does not need. */
 export class LazyAudioDecoder {
   /** Codec of the stream. */
@@ -89,10 +127,8 @@ export class LazyAudioDecoder {
   /** Samples of a 20 ms frame at the rate {@link decode} returns (160 G.711, 960 Opus). */
   readonly frameSamples: number;
   readonly #g711: G711Decoder | null;
-  readonly #up: Resampler | null;
+  readonly #up: G711Interpolation | null;
   readonly #opus: AudioDecoder | null;
-  /** G.711: the 8 kHz frame handed out last, until it is interpolated or skipped. */
-  #pending: Int16Array | null = null;
   /**
    * G.711: {@link frame} decodes into these two arrays in turn instead of a new array per
    * packet (20,000 packets a second in a conference of 400). A frame's samples stay valid
@@ -123,14 +159,18 @@ export class LazyAudioDecoder {
       this.#opus = null;
       this.#g711 = new G711Decoder(codec);
       this.#g711Frames = [new Int16Array(160), new Int16Array(160)];
-      this.#up = new Resampler(8000, 48000);
+      this.#up = new G711Interpolation();
       this.frameSamples = 160;
     }
   }
 
   /** Counters. */
   get counts(): LazyDecoderCounts {
-    return { decoded: this.#decoded, concealed: this.#concealed, skipped: this.#skipped };
+    return {
+      decoded: this.#decoded,
+      concealed: this.#concealed,
+      skipped: this.#skipped + (this.#up?.skipped ?? 0),
+    };
   }
 
   /** Duration of a payload in ms (G.711: one byte per 1/8 ms; Opus: its TOC), if known. */
@@ -189,17 +229,10 @@ export class LazyAudioDecoder {
       this.#lastLevel = audioLevel ?? level;
       return lazyFrame(this.#lastLevel, voice, () => pcm);
     }
-    if (this.#pending !== null) up.skip(this.#pending); // previous frame never asked for
-    this.#pending = pcm;
-    this.#skipped++;
-    return lazyFrame(
-      audioLevel ?? toRfc6464(frameLevelDbov(pcm)),
-      voice,
-      this.#once(() => {
-        if (this.#pending === pcm) this.#pending = null;
-        return up.process(pcm);
-      }),
-    );
+    if (up.pending !== null) up.resampler.skip(up.pending); // previous frame never asked for
+    up.pending = pcm;
+    up.skipped++;
+    return new G711Frame(up, pcm, audioLevel ?? toRfc6464(frameLevelDbov(pcm)), voice);
   }
 
   /** Decodes a payload of any duration now, at 8 kHz (G.711) or 48 kHz (Opus). */
