@@ -11,7 +11,7 @@ import { type Clock, systemClock } from "./config/clock.ts";
 import { createLogger } from "./config/log.ts";
 import type { Config } from "./config/schema.ts";
 import { VERSION } from "./config/version.ts";
-import type { TransactionPort } from "./dialog/transaction_port.ts";
+import { transactionPortOver } from "./dialog/transaction_port.ts";
 import { UserAgent } from "./dialog/user_agent.ts";
 import { Focus, type LocalAddress } from "./conference/focus.ts";
 import { sdpNegotiator } from "./conference/sdp_negotiator.ts";
@@ -22,7 +22,6 @@ import { parseUri } from "./sip/uri.ts";
 import { openStore } from "./storage/open_store.ts";
 import type { Store } from "./storage/store.ts";
 import { TransactionLayer } from "./transaction/transaction_layer.ts";
-import { generateBranch } from "./transaction/transaction.ts";
 import { TransportLayer } from "./transport/transport.ts";
 import { formatHostPort, type TransportName } from "./transport/flow.ts";
 
@@ -160,36 +159,7 @@ export class Server {
       },
     });
     this.#transactions = transactions;
-    const port: TransactionPort = {
-      sendRequest: (request, target, handlers) => {
-        const tx = transactions.sendRequest(request, target, {
-          ...(handlers?.onProvisional ? { onProvisional: (r) => handlers.onProvisional?.(r) } : {}),
-          onFinal: (r) => {
-            if (r.status >= 200 && r.status < 300 && tx.finalResponse !== r) {
-              handlers?.onExtra2xx?.(r);
-            }
-          },
-        });
-        return { final: tx.final };
-      },
-      sendAck: async (ack, target) => {
-        if (!ack.headers.has("Via")) {
-          const local = transport.localAddress(target.transport);
-          ack.headers.prepend(
-            "Via",
-            `SIP/2.0/${target.transport} ${
-              formatHostPort(local.host, local.port)
-            };branch=${generateBranch()};rport`,
-          );
-        }
-        await transport.send(ack, target);
-      },
-      sendResponse: async (response, flow) => {
-        await transport.send(response, flow);
-      },
-      isFlowOpen: (flow) =>
-        flow.connectionId === undefined || transport.isConnectionOpen(flow.connectionId),
-    };
+    const port = transactionPortOver(transactions, transport);
     const outboundProxy = cs.outboundProxy.trim() === "" ? undefined : parseUri(cs.outboundProxy);
     const ua = new UserAgent({
       port,

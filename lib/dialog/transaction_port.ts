@@ -6,7 +6,9 @@
  */
 
 import type { SipRequest, SipResponse } from "../sip/message.ts";
+import type { TransactionLayer } from "../transaction/transaction_layer.ts";
 import type { Flow, Target } from "../transport/flow.ts";
+import type { TransportLayer } from "../transport/transport.ts";
 
 /** A server transaction as the user-agent core sees it (RFC 3261 §17.2). */
 export interface IncomingTransaction {
@@ -49,4 +51,37 @@ export interface TransactionPort {
   sendResponse(response: SipResponse, flow: Flow): Promise<void>;
   /** True while a stream flow's connection is still open (datagram flows: always true). */
   isFlowOpen(flow: Flow): boolean;
+}
+
+/**
+ * The {@link TransactionPort} over the real lower layers: client transactions from the
+ * transaction layer (RFC 3261 §17.1), the ACK for a 2xx sent statelessly with its own Via
+ * (§13.2.2.4), 2xx retransmissions straight to the transport (§13.3.1.4).
+ */
+export function transactionPortOver(
+  transactions: TransactionLayer,
+  transport: TransportLayer,
+): TransactionPort {
+  return {
+    sendRequest: (request, target, handlers) => {
+      const tx = transactions.sendRequest(request, target, {
+        ...(handlers?.onProvisional ? { onProvisional: (r) => handlers.onProvisional?.(r) } : {}),
+        onFinal: (r) => {
+          // Every 2xx after the first (retransmitted or forked) must be ACKed by the TU.
+          if (r.status >= 200 && r.status < 300 && tx.finalResponse !== r) {
+            handlers?.onExtra2xx?.(r);
+          }
+        },
+      });
+      return { final: tx.final };
+    },
+    sendAck: async (ack, target) => {
+      await transactions.sendStateless(ack, target);
+    },
+    sendResponse: async (response, flow) => {
+      await transport.send(response, flow);
+    },
+    isFlowOpen: (flow) =>
+      flow.connectionId === undefined || transport.isConnectionOpen(flow.connectionId),
+  };
 }

@@ -9,13 +9,11 @@ import assert from "node:assert/strict";
 import { systemClock } from "../../lib/config/clock.ts";
 import { createLogger } from "../../lib/config/log.ts";
 import { InviteSession, type SessionEndReason } from "../../lib/dialog/invite_session.ts";
-import type { TransactionPort } from "../../lib/dialog/transaction_port.ts";
+import { transactionPortOver } from "../../lib/dialog/transaction_port.ts";
 import { UserAgent } from "../../lib/dialog/user_agent.ts";
 import { SipResponse } from "../../lib/sip/message.ts";
 import { parseUri } from "../../lib/sip/uri.ts";
 import { TransactionLayer } from "../../lib/transaction/transaction_layer.ts";
-import { generateBranch } from "../../lib/transaction/transaction.ts";
-import { formatHostPort } from "../../lib/transport/flow.ts";
 import { TransportLayer } from "../../lib/transport/transport.ts";
 import { pcmuOffer, SipClient, textOf } from "../_helpers/sip_client.ts";
 import { captureLogs, RawStreamPeer } from "../_helpers/sip_transport.ts";
@@ -34,33 +32,7 @@ async function startStack() {
       onCancel: (invite) => ref.ua?.receiveCancel(invite.request),
     },
   });
-  const port: TransactionPort = {
-    sendRequest: (request, target, handlers) => {
-      const tx = transactions.sendRequest(request, target, {
-        onFinal: (r) => {
-          if (r.status >= 200 && r.status < 300 && tx.finalResponse !== r) {
-            handlers?.onExtra2xx?.(r);
-          }
-        },
-      });
-      return { final: tx.final };
-    },
-    sendAck: async (ack, target) => {
-      const local = transport.localAddress(target.transport);
-      ack.headers.prepend(
-        "Via",
-        `SIP/2.0/${target.transport} ${
-          formatHostPort(local.host, local.port)
-        };branch=${generateBranch()};rport`,
-      );
-      await transport.send(ack, target);
-    },
-    sendResponse: async (response, flow) => {
-      await transport.send(response, flow);
-    },
-    isFlowOpen: (flow) =>
-      flow.connectionId === undefined || transport.isConnectionOpen(flow.connectionId),
-  };
+  const port = transactionPortOver(transactions, transport);
   const ua = new UserAgent({
     port,
     clock: systemClock,
