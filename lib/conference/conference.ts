@@ -83,6 +83,13 @@ interface Call {
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
 export const MUTE_TOGGLE_SEQUENCE = "*6";
 
+/**
+ * DTMF sequence with which an admin locks or unlocks the conference (RFC 4353 §5.1 membership
+ * policy; RFC 4575 §5.4 `locked`). Plain phones have no other way to reach conference policy:
+ * SIP has no standard lock request (CCMP, RFC 6503, is HTTP), and Linphone 5.1 has no lock UI.
+ */
+export const LOCK_TOGGLE_SEQUENCE = "*5";
+
 /** Longest interval between no-RTP checks; shorter timeouts are checked every timeout/2. */
 const NO_RTP_CHECK_MS = 5000;
 
@@ -317,7 +324,7 @@ export class Conference {
     const s = this.#services;
     if (this.#ended) return 410;
     const aor = addressOfRecord(target);
-    const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()));
+    const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()), true);
     if (refusal) return refusal.status;
     const ports = s.ports.allocate({ rtcpPort: true });
     const offer = s.negotiator.offer(this.#caps(ports.port));
@@ -678,16 +685,53 @@ export class Conference {
     });
   }
 
-  /** A DTMF digit from a participant (RFC 4733): `*6` toggles mute via the focus. */
+  /**
+   * A DTMF digit from a participant (RFC 4733): `*6` toggles its mute via the focus; `*5`
+   * from an admin toggles the conference lock (ignored, and logged, from others).
+   */
   #onDtmf(participantId: string, digit: string, at: number): void {
     const call = [...this.#calls.values()].find((c) => c.id === participantId);
     if (!call || !this.#audio) return;
-    call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE]);
-    if (
-      call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at) !==
-        MUTE_TOGGLE_SEQUENCE
-    ) return;
-    this.setMuted(call.deviceUri, !call.muted);
+    call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE, LOCK_TOGGLE_SEQUENCE]);
+    const sequence = call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at);
+    if (sequence === MUTE_TOGGLE_SEQUENCE) {
+      this.setMuted(call.deviceUri, !call.muted);
+    } else if (sequence === LOCK_TOGGLE_SEQUENCE) {
+      if (this.roster.user(call.aor)?.admin) {
+        this.setLocked(!this.roster.locked, call.aor);
+      } else {
+        this.#services.logger.info("lock request from a non-admin ignored", {
+          conference: this.id,
+          device: call.deviceUri,
+        });
+      }
+    }
+  }
+
+  /**
+   * Locks or unlocks the conference (RFC 4353 §5.1): while locked, INVITEs from users not in
+   * it get 403 "Conference locked"; users already in it may add devices or rejoin, and
+   * admins may still bring people in by REFER (dial-out). The state is stored (it survives a
+   * restart), announced with a tone, and published (RFC 4575 `conference-state/locked`).
+   * Returns false when nothing changed. A lock does not outlive the participants: it is
+   * lifted when the last one leaves, so an emptied dial-in room is not locked forever.
+   */
+  setLocked(locked: boolean, by?: string): boolean {
+    if (this.#ended || this.roster.locked === locked) return false;
+    const s = this.#services;
+    this.roster.locked = locked;
+    s.logger.info(locked ? "conference locked" : "conference unlocked", {
+      conference: this.id,
+      ...(by !== undefined ? { by } : {}),
+    });
+    // Durable: retried through an outage; writes the state current at each attempt.
+    void s.persist("lock", async () => {
+      const options = { ...this.record.options, locked: this.roster.locked };
+      this.record = await s.store.updateConference(this.id, { options });
+    }).catch(() => {});
+    this.#audio?.playTone(locked ? "locked" : "unlocked");
+    this.#publish();
+    return true;
   }
 
   /** Mutes or unmutes a device via the focus (RFC 4575 endpoint status `muted-via-focus`). */
@@ -790,6 +834,7 @@ export class Conference {
   }
 
   #maybeEnd(): void {
+    if (this.record.kind === "dial-in" && this.roster.users.length === 0) this.setLocked(false);
     // Ad-hoc conferences end when the last participant leaves (Flexisip destroy policy);
     // dial-in rooms stay.
     if (this.record.kind === "dial-in" || !this.#everJoined || this.#ended) return;

@@ -107,15 +107,20 @@ export class Roster {
 
   /**
    * Whether a new device of `aor` may join (RFC 4353 §5.1 membership policy): a locked
-   * conference admits only users already in it; a full one admits only another device of a
+   * conference admits only users already in it, unless the focus itself `invited` them (an
+   * admin's dial-out: the lock is on dialling in); a full one admits only another device of a
    * user already in it. `pending` are users whose join was admitted but is not in the roster
    * yet (still being stored): they hold their seat, so concurrent joins cannot overfill.
    */
-  admission(aor: string, pending: ReadonlySet<string> = new Set()): JoinRefusal | undefined {
+  admission(
+    aor: string,
+    pending: ReadonlySet<string> = new Set(),
+    invited = false,
+  ): JoinRefusal | undefined {
     const existing = this.#users.get(aor);
     if (existing && hasLiveDevice(existing)) return undefined;
     if (pending.has(aor)) return undefined;
-    if (this.locked && !existing) return { status: 403, reason: "Conference locked" };
+    if (this.locked && !existing && !invited) return { status: 403, reason: "Conference locked" };
     let seated = this.activeUserCount;
     for (const p of pending) {
       const u = this.#users.get(p);

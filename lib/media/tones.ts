@@ -1,17 +1,18 @@
 /**
  * Short generated announcement tones, mixed into the conference audio by the mixer:
  * `join` (rising two notes), `leave` (falling two notes), `alone` (three soft low beeps,
- * played to a participant who is the only one left). 48 kHz mono PCM; every note has
+ * played to a participant who is the only one left), `locked` (two low beeps) and `unlocked`
+ * (two high beeps) when an admin locks or unlocks the conference. 48 kHz mono PCM; every note has
  * raised-cosine edges so it starts and stops without a click. RFC 4353 §5 leaves the
  * announcements to the focus; these are ours.
  * @module
  */
 
 /** Names of the built-in tones. */
-export type ToneName = "join" | "leave" | "alone";
+export type ToneName = "join" | "leave" | "alone" | "locked" | "unlocked";
 
 /** All built-in tone names. */
-export const TONE_NAMES: readonly ToneName[] = ["join", "leave", "alone"];
+export const TONE_NAMES: readonly ToneName[] = ["join", "leave", "alone", "locked", "unlocked"];
 
 /** One note: frequency (0 = pause), duration in ms. */
 interface Note {
@@ -29,6 +30,8 @@ const TONE_NOTES: Readonly<Record<ToneName, readonly Note[]>> = {
     { hz: 0, ms: 110 },
     { hz: 440, ms: 90 },
   ],
+  locked: [{ hz: 392, ms: 120 }, { hz: 0, ms: 60 }, { hz: 392, ms: 120 }],
+  unlocked: [{ hz: 988, ms: 120 }, { hz: 0, ms: 60 }, { hz: 988, ms: 120 }],
 };
 
 /** Notes of a tone (for tests and documentation). */

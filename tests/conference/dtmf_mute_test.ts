@@ -1,30 +1,10 @@
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
+import { DtmfSender } from "../_helpers/dtmf.ts";
 import { pcmuOffer, SipClient, textOf } from "../_helpers/sip_client.ts";
 import { startTestServer } from "../_helpers/test_server.ts";
 
 setLogLevel("warn");
-
-/** An RTP packet carrying an RFC 4733 telephone-event (PT 101). */
-function dtmfPacket(
-  seq: number,
-  ts: number,
-  event: number,
-  end: boolean,
-  duration: number,
-): Uint8Array {
-  const p = new Uint8Array(16);
-  const v = new DataView(p.buffer);
-  p[0] = 0x80;
-  p[1] = 101 | (seq === 0 ? 0x80 : 0);
-  v.setUint16(2, seq);
-  v.setUint32(4, ts);
-  v.setUint32(8, 0x1234abcd);
-  p[12] = event;
-  p[13] = (end ? 0x80 : 0) | 10;
-  v.setUint16(14, duration);
-  return p;
-}
 
 Deno.test("DTMF *6 from a participant toggles muted-via-focus in conference-info", async () => {
   const srv = await startTestServer();
@@ -55,19 +35,7 @@ Deno.test("DTMF *6 from a participant toggles muted-via-focus in conference-info
     assert.equal((await a.response(s, "SUBSCRIBE")).status, 200);
     await a.answer(await a.request("NOTIFY"));
 
-    let seq = 0;
-    let ts = 0;
-    const press = async (event: number) => {
-      ts += 1600;
-      for (let i = 1; i <= 4; i++) {
-        const end = i >= 3;
-        await udp.send(dtmfPacket(seq++, ts, event, end, 160 * i), {
-          transport: "udp",
-          hostname: "127.0.0.1",
-          port: focusPort,
-        });
-      }
-    };
+    const dtmf = new DtmfSender(udp, focusPort);
     const waitStatus = async (status: string) => {
       for (;;) {
         const n = await a.request("NOTIFY");
@@ -75,11 +43,9 @@ Deno.test("DTMF *6 from a participant toggles muted-via-focus in conference-info
         if (textOf(n).includes(`<status>${status}</status>`)) return;
       }
     };
-    await press(10); // *
-    await press(6);
+    await dtmf.press("*6");
     await waitStatus("muted-via-focus");
-    await press(10);
-    await press(6);
+    await dtmf.press("*6");
     await waitStatus("connected");
   } finally {
     udp.close();

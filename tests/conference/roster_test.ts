@@ -70,3 +70,16 @@ Deno.test("demoting the only admin promotes someone else", () => {
   assert.equal(r.user("sip:b@d")?.admin, true);
   assert.equal(r.user("sip:a@d")?.admin, false);
 });
+
+Deno.test("admission: a locked conference still admits those the focus invites (dial-out)", () => {
+  const r = roster(2);
+  r.locked = true;
+  assert.equal(r.admission("sip:z@d", new Set(), true), undefined);
+  join(r, "sip:a@d");
+  join(r, "sip:b@d");
+  // The lock does not lift the capacity limit.
+  assert.deepEqual(r.admission("sip:z@d", new Set(), true), {
+    status: 486,
+    reason: "Conference full",
+  });
+});
