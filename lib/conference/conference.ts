@@ -78,6 +78,8 @@ interface Call {
   /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
   muted?: boolean;
   dtmf?: DtmfSequenceMatcher;
+  /** SSRC of the device's audio as the focus receives it (RFC 4575 `src-id`), once seen. */
+  audioSsrc?: number;
 }
 
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
@@ -635,6 +637,7 @@ export class Conference {
             device: speaker?.deviceUri ?? null,
           });
         },
+        onSourceId: (participantId, ssrc) => this.#onSourceId(participantId, ssrc),
       });
     }
     const a = call.audio;
@@ -780,7 +783,28 @@ export class Conference {
 
   #mediaOf(call: Call): MediaSnapshot[] {
     if (!call.audio) return [];
-    return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }];
+    return [{
+      id: "1",
+      type: "audio",
+      label: "1",
+      ...(call.audioSsrc !== undefined ? { srcId: String(call.audioSsrc) } : {}),
+      status: call.audio.direction,
+    }];
+  }
+
+  /**
+   * A device's audio SSRC was first seen (or changed, RFC 3550 §8.2): conference-info shows
+   * it as the media `src-id` (RFC 4575 §5.7.1.3), the value the mixer lists as that device's
+   * CSRC in what others receive, so clients can tell who is speaking.
+   */
+  #onSourceId(participantId: string, ssrc: number): void {
+    const call = [...this.#calls.values()].find((c) => c.id === participantId);
+    if (!call || call.audioSsrc === ssrc) return;
+    call.audioSsrc = ssrc;
+    const d = this.roster.device(call.deviceUri);
+    if (!d) return;
+    d.device.media = this.#mediaOf(call);
+    this.#publish();
   }
 
   #armTimers(call: Call): void {

@@ -103,6 +103,11 @@ export interface AudioConferenceOptions {
   readonly onDtmf?: (participantId: string, event: DtmfDigitEvent) => void;
   /** The dominant speaker changed (null: nobody). */
   readonly onActiveSpeakerChange?: (participantId: string | null) => void;
+  /**
+   * A participant's RTP source is first seen or changed (RFC 3550 §8.2): the SSRC the mixer
+   * now lists as that participant's contributing source (RFC 4575 §5.7.1.3 `src-id`).
+   */
+  readonly onSourceId?: (participantId: string, ssrc: number) => void;
 }
 
 /** Counters of one participant's audio. */
@@ -140,6 +145,10 @@ interface Participant {
   readonly input: AudioInput;
   readonly dtmf: DtmfReceiver;
   sentThisTick: boolean;
+  /** SSRC of the participant's stream, once seen. */
+  sourceId: number | undefined;
+  /** Reused for every send: carries the CSRC list the mixer handed with the payload. */
+  readonly sendOptions: { csrcs: readonly number[] };
 }
 
 function receives(direction: MediaDirection): boolean {
@@ -225,6 +234,8 @@ export class AudioConference {
       }),
       dtmf: new DtmfReceiver((event) => this.#o.onDtmf?.(id, event)),
       sentThisTick: false,
+      sourceId: undefined,
+      sendOptions: { csrcs: [] },
     };
     this.#participants.set(id, p);
     this.#addToMixer(p);
@@ -265,9 +276,10 @@ export class AudioConference {
     this.#mixer.addParticipant(
       p.id,
       p.encoderOptions ? { codec: p.codec, encoderOptions: p.encoderOptions } : { codec: p.codec },
-      (payload) => {
+      (payload, info) => {
         p.sentThisTick = true;
-        p.session.sendFrame(payload, p.clockRate / 50);
+        p.sendOptions.csrcs = info.csrcs;
+        p.session.sendFrame(payload, p.clockRate / 50, p.sendOptions);
       },
     );
     this.#mixer.setListening(p.id, sends(p.direction));
@@ -277,6 +289,11 @@ export class AudioConference {
 
   #onRtp(p: Participant, packet: RtpPacket): void {
     if (!receives(p.direction)) return;
+    if (packet.ssrc !== p.sourceId) {
+      p.sourceId = packet.ssrc;
+      this.#mixer.setSourceId(p.id, packet.ssrc);
+      this.#o.onSourceId?.(p.id, packet.ssrc);
+    }
     if (packet.payloadType === p.telephoneEventPt) {
       p.dtmf.receive(packet.timestamp, packet.payload, this.#clock.now());
       return;

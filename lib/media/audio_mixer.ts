@@ -86,6 +86,13 @@ export interface MixerParticipantOptions {
 export interface SinkInfo {
   /** True when the same payload object went to every non-speaker of the codec group. */
   readonly shared: boolean;
+  /**
+   * Contributing sources of this payload (RFC 3550 §7.1: a mixer lists the SSRCs it mixed
+   * in the CSRC list): the source ids ({@link AudioMixer.setSourceId}) of the speakers mixed
+   * into it, the listener's own never included, at most 15. The array is reused across
+   * ticks while the speakers stay the same: read it, do not keep or change it.
+   */
+  readonly csrcs: readonly number[];
 }
 
 /** Receives one encoded 20 ms payload per tick for one participant. */
@@ -193,7 +200,16 @@ interface Participant {
   readonly privateTones: TonePlayer;
   /** Where this tick's audio comes from (ROUTE_*). */
   route: number;
+  /** RTP SSRC of what this participant sends, listed as a CSRC when it is mixed. */
+  sourceId: number | undefined;
+  /** CSRCs of this participant's own (minus-self) mix, and the shared list it was built from. */
+  ownCsrcs: readonly number[];
+  ownCsrcsFrom: readonly number[] | undefined;
 }
+
+const NO_CSRCS: readonly number[] = Object.freeze([]);
+/** RFC 3550 §5.1: the CSRC count is 4 bits. */
+const MAX_CSRCS = 15;
 
 const ROUTE_NONE = 0;
 const ROUTE_OWN = 1;
@@ -251,6 +267,8 @@ export class AudioMixer {
   #prevFullPcm = new Int16Array(MIXER_FRAME);
   readonly #ownPcm = new Int16Array(MIXER_FRAME);
   #selected: Participant[] = [];
+  /** CSRCs of the full mix of the current tick (reused while unchanged). */
+  #csrcs: readonly number[] = NO_CSRCS;
   #tick = 0;
   readonly #dominant: DominantSpeaker;
   #totals = { ticks: 0, ownEncodes: 0, sharedEncodes: 0, sends: 0, sharedSends: 0 };
@@ -347,6 +365,9 @@ export class AudioMixer {
       ownLastTick: -1,
       privateTones: new TonePlayer(),
       route: ROUTE_NONE,
+      sourceId: undefined,
+      ownCsrcs: NO_CSRCS,
+      ownCsrcsFrom: undefined,
     });
     if (this.#announce.join && this.#participants.size > 1) this.playTone("join");
     if (this.#announce.alone && this.#participants.size === 1) this.playTone("alone", id);
@@ -406,6 +427,14 @@ export class AudioMixer {
   /** Mute by the focus (RFC 4575 `muted-via-focus`): the participant is not mixed. */
   setMuted(id: string, muted: boolean): void {
     this.#get(id).muted = muted;
+  }
+
+  /**
+   * Sets the source id (the SSRC `id` sends, RFC 3550 §8) that payloads mixing `id` list as a
+   * contributing source (RFC 3550 §7.1); `undefined` lists nothing for it.
+   */
+  setSourceId(id: string, ssrc: number | undefined): void {
+    this.#get(id).sourceId = ssrc === undefined ? undefined : ssrc >>> 0;
   }
 
   /** Linear gain applied to what others hear from `id` (1 = unchanged, 0 = silent). */
@@ -471,6 +500,7 @@ export class AudioMixer {
     }
     for (const s of previous) s.selected = false;
     for (const s of this.#selected) s.selected = true;
+    this.#updateCsrcs();
     this.#globalTones.mixInto(mix, this.#toneGain);
     const prevFull = this.#fullPcm; // what shared listeners heard last tick
     this.#fullPcm = this.#prevFullPcm;
@@ -500,6 +530,7 @@ export class AudioMixer {
       p.voice = undefined;
       let payload: Uint8Array | null;
       let shared = false;
+      let csrcs = this.#csrcs;
       if (p.route === ROUTE_NONE) {
         p.privateTones.clear();
         this.#expireOwn(p, tick);
@@ -520,6 +551,7 @@ export class AudioMixer {
         }
         payload = this.#encodeOwn(p, pcm, tick);
         if (payload) ownEncodes++;
+        if (p.selected) csrcs = this.#csrcsWithout(p);
       } else {
         this.#expireOwn(p, tick);
         const g = p.group;
@@ -533,7 +565,7 @@ export class AudioMixer {
       }
       if (payload === null) continue;
       try {
-        p.sink(payload, { shared });
+        p.sink(payload, { shared, csrcs });
       } catch (e) {
         log.warn("sink failed", { participant: p.id, error: String(e) });
       }
@@ -580,6 +612,37 @@ export class AudioMixer {
   }
 
   /** Updates voice activity and picks the top-N active, unmuted speakers. */
+  /** Rebuilds the full mix's CSRC list when the mixed speakers or their ids changed. */
+  #updateCsrcs(): void {
+    const current = this.#csrcs;
+    let n = 0;
+    let same = true;
+    for (const s of this.#selected) {
+      if (s.frame === undefined || s.sourceId === undefined) continue;
+      if (n >= MAX_CSRCS) break;
+      if (current[n] !== s.sourceId) same = false;
+      n++;
+    }
+    if (same && n === current.length) return;
+    const list: number[] = [];
+    for (const s of this.#selected) {
+      if (s.frame === undefined || s.sourceId === undefined) continue;
+      if (list.length >= MAX_CSRCS) break;
+      list.push(s.sourceId);
+    }
+    this.#csrcs = list.length === 0 ? NO_CSRCS : list;
+  }
+
+  /** The full mix's CSRCs minus a speaker's own (cached until the full list changes). */
+  #csrcsWithout(p: Participant): readonly number[] {
+    if (p.ownCsrcsFrom !== this.#csrcs) {
+      p.ownCsrcsFrom = this.#csrcs;
+      const own = this.#csrcs.filter((c) => c !== p.sourceId);
+      p.ownCsrcs = own.length === 0 ? NO_CSRCS : own;
+    }
+    return p.ownCsrcs;
+  }
+
   #select(): void {
     const candidates: { p: Participant; score: number }[] = [];
     for (const p of this.#participants.values()) {

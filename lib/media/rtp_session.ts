@@ -85,6 +85,8 @@ export interface SendFrameOptions {
   /** Payload type for this packet (default: the session's). */
   readonly payloadType?: number;
   readonly extensions?: readonly RtpHeaderExtension[];
+  /** Contributing sources (RFC 3550 §5.1 CSRC list, at most 15), e.g. the mixed speakers. */
+  readonly csrcs?: readonly number[];
 }
 
 /** A snapshot of one session's counters. */
@@ -266,7 +268,9 @@ export class RtpSession {
     this.#needMarker = false;
     const payloadType = options?.payloadType ?? this.#payloadType;
     const extensions = options?.extensions;
-    const bytes = extensions === undefined || extensions.length === 0
+    const csrcs = options?.csrcs;
+    const bytes = (extensions === undefined || extensions.length === 0) &&
+        (csrcs === undefined || csrcs.length === 0)
       ? serializePlainRtp(marker, payloadType, this.#seq, timestamp, this.ssrc, payload)
       : serializeRtp({
         marker,
@@ -274,8 +278,8 @@ export class RtpSession {
         sequenceNumber: this.#seq,
         timestamp,
         ssrc: this.ssrc,
-        csrcs: [],
-        extensions,
+        csrcs: csrcs ?? [],
+        extensions: extensions ?? [],
         payload,
       });
     this.#seq = (this.#seq + 1) & 0xffff;

@@ -305,3 +305,29 @@ Deno.test("audio conference: removing a participant sends RTCP BYE; close cleans
   assert.equal(s.conference.closed, true);
   assert.equal(s.ticker.running, false, "the conference left the ticker");
 });
+
+Deno.test("audio conference: mixed packets list the speakers' SSRCs as CSRCs (never the listener's); sources are reported", async () => {
+  const seen = new Map<string, number>();
+  const s = setup(
+    [440, 800, 1300].map((freq) => ({ codec: "pcmu" as const, freq, pt: 0 })),
+    { onSourceId: (id, ssrc) => seen.set(id, ssrc) },
+  );
+  try {
+    // p0 and p1 talk, p2 is silent.
+    await run(s, 40, (phone) => phone.sendFrame({ silent: phone.id === "p2" }));
+    // The phones send SSRC 0x1000 + their tone frequency.
+    const ssrcOf = (p: Phone) => 0x1000 + p.freq;
+    assert.deepEqual(
+      [...seen.entries()].sort(),
+      s.phones.map((p) => [p.id, ssrcOf(p)]),
+    );
+    const [p0, p1, p2] = s.phones as [Phone, Phone, Phone];
+    for (const phone of s.phones) await until(() => phone.peer.rtp.size >= 35, "packets");
+    const lastCsrcs = (p: Phone) => [...p.peer.rtp.drain().at(-1)!.csrcs].sort();
+    assert.deepEqual(lastCsrcs(p0), [ssrcOf(p1)]);
+    assert.deepEqual(lastCsrcs(p1), [ssrcOf(p0)]);
+    assert.deepEqual(lastCsrcs(p2), [ssrcOf(p0), ssrcOf(p1)].sort());
+  } finally {
+    await s.close();
+  }
+});

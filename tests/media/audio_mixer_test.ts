@@ -22,6 +22,7 @@ interface Peer {
   readonly heard: Map<number, Int16Array>;
   readonly shared: Map<number, boolean>;
   readonly payloads: Map<number, Uint8Array>;
+  readonly csrcs: Map<number, readonly number[]>;
 }
 
 /** A mixer plus decoding peers; `tick()` advances the mixer and records what each heard. */
@@ -42,6 +43,7 @@ class Conference {
       heard: new Map(),
       shared: new Map(),
       payloads: new Map(),
+      csrcs: new Map(),
     };
     this.peers.set(id, peer);
     const encoderOptions = complexity === undefined ? {} : { complexity };
@@ -49,6 +51,7 @@ class Conference {
       const tick = this.tickNo + 1;
       peer.payloads.set(tick, payload);
       peer.shared.set(tick, info.shared);
+      peer.csrcs.set(tick, [...info.csrcs]);
       peer.heard.set(tick, peer.decoder.decode(payload));
     });
     return peer;
@@ -541,4 +544,50 @@ Deno.test("mixer input validation and lifecycle", () => {
   assert.equal(mixer.has("good"), true);
   mixer.close();
   assert.throws(() => mixer.tick(), MixerError);
+});
+
+Deno.test("CSRC lists: each payload names the speakers mixed into it, never the listener (RFC 3550 §7.1)", () => {
+  const conf = new Conference({ maxSpeakers: 2 });
+  try {
+    for (const id of ["a", "b", "c", "x", "y"]) conf.add(id, id === "y" ? "opus" : "pcmu");
+    const ssrc: Record<string, number> = { a: 0xa1, b: 0xb2, c: 0xc3, x: 0xfffffff0 };
+    for (const [id, value] of Object.entries(ssrc)) conf.mixer.setSourceId(id, value);
+    const speaking: Record<string, [number, number]> = {
+      a: [TONES.a as number, 9000],
+      b: [TONES.b as number, 6000],
+      c: [TONES.c as number, 1000],
+    };
+    for (let t = 0; t < 30; t++) conf.tick(speaking);
+    const sorted = (id: string) => [...(conf.peers.get(id)!.csrcs.get(conf.tickNo) ?? [])].sort();
+    // Top-2 are a and b: c is not mixed, so it is not listed.
+    assert.deepEqual(sorted("x"), [0xa1, 0xb2]);
+    assert.deepEqual(sorted("y"), [0xa1, 0xb2]);
+    assert.deepEqual(sorted("c"), [0xa1, 0xb2]);
+    assert.deepEqual(sorted("a"), [0xb2]);
+    assert.deepEqual(sorted("b"), [0xa1]);
+    // Nobody speaking: empty lists.
+    for (let t = 0; t < 60; t++) conf.tick({});
+    assert.deepEqual(sorted("x"), []);
+    // A speaker without a known source id is mixed but not listed.
+    conf.mixer.setSourceId("a", undefined);
+    for (let t = 0; t < 30; t++) conf.tick({ a: [TONES.a as number, 9000] });
+    assert.deepEqual(sorted("x"), []);
+    // Never more than 15 (the 4-bit CSRC count).
+    const big = new Conference({ maxSpeakers: 20 });
+    try {
+      const loud: Record<string, [number, number]> = {};
+      for (let i = 0; i < 18; i++) {
+        big.add(`s${i}`, "pcmu");
+        big.mixer.setSourceId(`s${i}`, 1000 + i);
+        loud[`s${i}`] = [300 + 97 * i, 4000];
+      }
+      big.add("l", "pcmu");
+      for (let t = 0; t < 30; t++) big.tick(loud);
+      assert.equal(big.peers.get("l")!.csrcs.get(big.tickNo)?.length, 15);
+    } finally {
+      big.close();
+    }
+  } finally {
+    conf.close();
+  }
 });
