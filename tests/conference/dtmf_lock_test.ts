@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
 import { DtmfSender } from "../_helpers/dtmf.ts";
+import type { SipResponse } from "../../lib/sip/message.ts";
+import { contactOf } from "../_helpers/conference_steps.ts";
 import { pcmuOffer, SipClient, textOf } from "../_helpers/sip_client.ts";
 import { startTestServer, type TestServer } from "../_helpers/test_server.ts";
 
@@ -11,6 +13,8 @@ interface Member {
   readonly sip: SipClient;
   readonly rtp: Deno.DatagramConn;
   readonly dtmf: DtmfSender;
+  /** The focus's 200 to the join (dialog target and tags). */
+  readonly ok: SipResponse;
 }
 
 async function join(srv: TestServer, name: string, conf: string): Promise<Member> {
@@ -24,7 +28,7 @@ async function join(srv: TestServer, name: string, conf: string): Promise<Member
   assert.equal(ok.status, 200);
   await sip.ack(ok, conf);
   const focusPort = Number(/m=audio (\d+)/.exec(textOf(ok))![1]);
-  return { sip, rtp, dtmf: new DtmfSender(rtp, focusPort, 0x1000 + name.length) };
+  return { sip, rtp, dtmf: new DtmfSender(rtp, focusPort, 0x1000 + name.length), ok };
 }
 
 Deno.test("DTMF *5 from an admin locks and unlocks the conference; a non-admin's *5 is ignored", async () => {
@@ -99,6 +103,39 @@ Deno.test("DTMF *5 from an admin locks and unlocks the conference; a non-admin's
     await eventually(async () =>
       (await srv.server.store.getConference(confId))?.options.locked === false
     );
+  } finally {
+    for (const m of members) {
+      m.rtp.close();
+      await m.sip.close();
+    }
+    await srv.stop();
+  }
+});
+
+Deno.test("a dial-in room's lock is lifted when its last participant leaves", async () => {
+  const srv = await startTestServer(["dial-in-rooms=sip:standup@127.0.0.1"]);
+  const room = "sip:standup@127.0.0.1";
+  const members: Member[] = [];
+  try {
+    const alice = await join(srv, "alice", room);
+    members.push(alice);
+    const live = srv.server.focus.conferences.get("room-standup");
+    assert.ok(live, "the room is live");
+    assert.ok(live.roster.user("sip:alice@example.org")?.admin, "the first caller is admin");
+    await alice.dtmf.press("*5");
+    while (!live.roster.locked) await new Promise((r) => setTimeout(r, 10));
+
+    // Alice hangs up: the room is empty, so it must not stay locked for the next caller.
+    const bye = await alice.sip.sendRequest("BYE", contactOf(alice.ok), {
+      callId: alice.ok.callId,
+      to: room,
+      toTag: alice.ok.toTag!,
+      cseq: 5,
+    });
+    assert.equal((await alice.sip.response(bye, "BYE")).status, 200);
+    assert.equal(live.roster.locked, false);
+    const bob = await join(srv, "bob", room);
+    members.push(bob);
   } finally {
     for (const m of members) {
       m.rtp.close();
