@@ -14,7 +14,7 @@ import { InviteSession } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
 import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
-import type { MediaSnapshot } from "../events/conference_info.ts";
+import type { AvailableMediaSnapshot, MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
 import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
@@ -26,14 +26,26 @@ import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { addressOfRecord } from "./conference_uri.ts";
-import type { AnswerOutcome, LocalMediaCaps, NegotiatedAudio } from "./media_negotiation.ts";
+import type {
+  AnswerOutcome,
+  LocalMediaCaps,
+  NegotiatedAudio,
+  NegotiatedMedia,
+  VideoCodecName,
+} from "./media_negotiation.ts";
 import { Roster } from "./roster.ts";
+import { type LineLayout, VideoRouting } from "./video_routing.ts";
 
 /** Offer/answer functions (lib/sdp through media_negotiation). */
 export interface Negotiator {
   answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
-  offer(caps: LocalMediaCaps): string;
+  /** Our offer; with `previous` (our last SDP in the dialog) its m-line layout is kept. */
+  offer(caps: LocalMediaCaps, previous?: string): string;
   parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
+  /** Audio and video of the answer to our offer (undefined when unusable). */
+  parseMedia(offer: string, answer: string): NegotiatedMedia | undefined;
+  /** The m-lines of an SDP, with the codecs of ours each lists (empty when malformed). */
+  mediaLines(sdp: string): (LineLayout & { readonly codecs: readonly string[] })[];
   /** True when the offer asks for rtcp-mux (RFC 5761). */
   offersRtcpMux(offer: string): boolean;
 }
@@ -49,6 +61,10 @@ export interface ConferenceServices {
   readonly negotiator: Negotiator;
   readonly mediaAddress: string;
   readonly audioCodecs: LocalMediaCaps["audioCodecs"];
+  /** The `video-port` pool (default: the audio pool). */
+  readonly videoPorts?: PortPool;
+  /** Video codecs the SFU forwards; empty or absent: video m-lines get port 0. */
+  readonly videoCodecs?: readonly VideoCodecName[];
   readonly callTimeoutMs: number;
   readonly noRtpTimeoutMs: number;
   readonly maxParticipants: number;
@@ -78,6 +94,9 @@ interface Call {
   /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
   muted?: boolean;
   dtmf?: DtmfSequenceMatcher;
+  /** A re-INVITE of ours is in flight; `reofferAgain`: check once more when it ends. */
+  reoffering?: boolean;
+  reofferAgain?: boolean;
 }
 
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
@@ -128,7 +147,9 @@ export class Conference {
   readonly #services: ConferenceServices;
   readonly #calls = new Map<string, Call>();
   #audio: AudioConference | undefined;
+  readonly #video: VideoRouting;
   #ended = false;
+  #shuttingDown = false;
   #everJoined = false;
   #rtpCheck: TimerHandle | undefined;
   #nextCallId = 1;
@@ -139,12 +160,20 @@ export class Conference {
     this.record = record;
     this.#services = services;
     const media = record.options.mediaTypes ?? ["audio"];
+    this.#video = new VideoRouting({
+      conferenceId: record.id,
+      clock: services.clock,
+      logger: services.logger,
+      ports: services.videoPorts ?? services.ports,
+      codecs: media.includes("video") ? services.videoCodecs ?? [] : [],
+      onChange: () => this.#refreshMedia(),
+    });
     this.roster = new Roster({
       entity: record.uri,
       subject: record.subject,
       maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
       locked: record.options.locked ?? false,
-      availableMedia: media.map((type, i) => ({ label: String(i + 1), type, status: "sendrecv" })),
+      availableMedia: this.#availableMedia(),
       ...(record.startsAt !== null || record.endsAt !== null
         ? {
           times: {
@@ -268,14 +297,17 @@ export class Conference {
     let outcome: AnswerOutcome;
     try {
       call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
-      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port));
+      this.#video.noteOffer(call.id, s.negotiator.mediaLines(offer));
+      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port, call.id));
     } catch (err) {
+      this.#video.abandon(call.id);
       if (call.ports) void s.ports.release(call.ports);
       s.logger.warn("cannot allocate media", { conference: this.id, error: err as Error });
       sr.respond(503, "Service Unavailable (no media port)");
       return;
     }
     if (!outcome.ok) {
+      this.#video.abandon(call.id);
       void s.ports.release(call.ports);
       sr.respond(outcome.status, outcome.reason);
       return;
@@ -283,6 +315,7 @@ export class Conference {
     call.audio = outcome.audio;
     this.#calls.set(deviceUri, call);
     this.#startAudio(call);
+    const videoChanged = this.#video.apply(call.id, outcome.video);
     call.session = InviteSession.accept(s.ua, sr, {
       answer: outcome.answer,
       contact: s.contactFor(this.record, sr.flow),
@@ -304,6 +337,7 @@ export class Conference {
     this.#armTimers(call);
     s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
     this.#publish();
+    if (videoChanged) this.#reofferOthers(call);
   }
 
   // ------------------------------------------------------------------------------------
@@ -320,7 +354,10 @@ export class Conference {
     const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()));
     if (refusal) return refusal.status;
     const ports = s.ports.allocate({ rtcpPort: true });
-    const offer = s.negotiator.offer(this.#caps(ports.port));
+    const callId = `c${this.#nextCallId++}`;
+    const offer = s.negotiator.offer(
+      this.#caps(ports.port, callId, { layout: [], offerVideo: this.#video.hasVideo }),
+    );
     const now = Date.now();
     const deviceUri = formatUri(target);
     this.roster.upsertDevice(aor, undefined, {
@@ -331,7 +368,7 @@ export class Conference {
     });
     this.#publish();
     const call: Call = {
-      id: `c${this.#nextCallId++}`,
+      id: callId,
       aor,
       deviceUri,
       session: undefined,
@@ -355,6 +392,7 @@ export class Conference {
     }, this.#sessionEvents(call));
     if (!result.session || this.#ended) {
       result.session?.bye().catch(() => {});
+      this.#video.abandon(callId);
       void s.ports.release(ports);
       this.roster.removeDevice(deviceUri);
       this.#publish();
@@ -366,9 +404,11 @@ export class Conference {
       return result.response.status;
     }
     call.session = result.session;
-    call.audio = s.negotiator.parseAnswer(offer, result.session.remoteSdp ?? "");
+    const answered = s.negotiator.parseMedia(offer, result.session.remoteSdp ?? "");
+    call.audio = answered?.audio;
     this.#calls.set(deviceUri, call);
     this.#startAudio(call);
+    const videoChanged = this.#video.apply(call.id, answered?.video ?? []);
     this.#everJoined = true;
     const d = this.roster.device(deviceUri);
     if (d) {
@@ -386,6 +426,7 @@ export class Conference {
       })).catch(() => {});
     this.#armTimers(call);
     this.#publish();
+    if (videoChanged) this.#reofferOthers(call);
     return result.response.status;
   }
 
@@ -517,6 +558,7 @@ export class Conference {
     }
     this.#audio?.close();
     this.#audio = undefined;
+    this.#video.close();
     await Promise.all(byes);
     if (this.record.kind !== "dial-in") {
       try {
@@ -535,6 +577,8 @@ export class Conference {
    */
   async shutdown(graceMs = 500): Promise<void> {
     this.#rtpCheck?.cancel();
+    this.#shuttingDown = true;
+    this.#video.close();
     const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
     for (const call of [...this.#calls.values()]) {
       const session = call.session;
@@ -547,6 +591,7 @@ export class Conference {
     }
     this.#audio?.close();
     this.#audio = undefined;
+    this.#video.close();
     let timer: TimerHandle | undefined;
     const grace = new Promise<void>((resolve) =>
       timer = this.#services.clock.setTimer(graceMs, resolve)
@@ -557,31 +602,44 @@ export class Conference {
 
   // ------------------------------------------------------------------------------------
 
-  #caps(port: number): LocalMediaCaps {
+  #caps(
+    port: number,
+    callId: string,
+    offer?: { readonly layout: readonly LineLayout[]; readonly offerVideo: boolean },
+  ): LocalMediaCaps {
+    const video = this.#video.caps(callId, offer);
     return {
       address: this.#services.mediaAddress,
       audioCodecs: this.#services.audioCodecs,
       audioPort: port,
+      ...(video ? { video } : {}),
     };
   }
 
   #sessionEvents(call: Call) {
     return {
       onOffer: (offer: string) => {
-        const outcome = this.#services.negotiator.answer(offer, this.#caps(call.ports?.port ?? 0));
-        if (!outcome.ok) return { status: outcome.status, reason: outcome.reason };
+        const negotiator = this.#services.negotiator;
+        this.#video.noteOffer(call.id, negotiator.mediaLines(offer));
+        const outcome = negotiator.answer(offer, this.#caps(call.ports?.port ?? 0, call.id));
+        if (!outcome.ok) {
+          this.#video.abandon(call.id);
+          return { status: outcome.status, reason: outcome.reason };
+        }
         // RTP is expected again from the moment a held (or listen-only) call resumes.
         if (call.audio?.direction !== "sendrecv" && outcome.audio?.direction === "sendrecv") {
           call.rtpExpectedSince = this.#services.clock.now();
         }
         call.audio = outcome.audio;
         this.#updateAudio(call);
+        const videoChanged = this.#video.apply(call.id, outcome.video);
         const d = this.roster.device(call.deviceUri);
         if (d) {
           d.device.media = this.#mediaOf(call);
           d.device.status = this.#statusOf(call);
-          this.#publish();
         }
+        this.#publish();
+        if (videoChanged) this.#reofferOthers(call);
         return { answer: outcome.answer };
       },
       onEnded: (reason: string) => {
@@ -622,6 +680,7 @@ export class Conference {
         mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
         onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
         onActiveSpeakerChange: (participantId) => {
+          this.#video.setActiveSpeaker(participantId);
           const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
           s.logger.debug("active speaker", {
             conference: this.id,
@@ -735,8 +794,105 @@ export class Conference {
   }
 
   #mediaOf(call: Call): MediaSnapshot[] {
-    if (!call.audio) return [];
-    return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }];
+    const video = this.#video.mediaOf(call.id);
+    if (!call.audio) return video;
+    return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }, ...video];
+  }
+
+  /**
+   * RFC 4575 §5.3.4 available-media: audio (label 1, liblinphone's numbering), video (2)
+   * while a participant sends video, and the other configured types (text 3).
+   */
+  #availableMedia(): AvailableMediaSnapshot[] {
+    const labels: Record<string, string> = { audio: "1", video: "2", text: "3" };
+    return (this.record.options.mediaTypes ?? ["audio"])
+      .filter((type) => type !== "video" || this.#video.hasVideo)
+      .map((type, i) => ({ label: labels[type] ?? String(4 + i), type, status: "sendrecv" }));
+  }
+
+  /** Video labels or SSRCs changed: every device's media elements again, then publish. */
+  #refreshMedia(): void {
+    for (const call of this.#calls.values()) {
+      const d = this.roster.device(call.deviceUri);
+      if (d && d.device.status !== "dialing-out") d.device.media = this.#mediaOf(call);
+    }
+    this.#publish();
+  }
+
+  /** The conference's media changed: re-INVITE the calls that do not reflect it yet. */
+  #reofferOthers(except: Call): void {
+    if (this.#ended || this.#shuttingDown) return;
+    for (const call of this.#calls.values()) {
+      if (call !== except && this.#video.needsReoffer(call.id)) void this.#reoffer(call);
+    }
+  }
+
+  /**
+   * Sends the call a re-INVITE with the conference's current media (RFC 3264 §8: the previous
+   * m-lines kept in order, video in its old slot, a port-0 video slot, or appended; o= version
+   * increased) and applies the answer. Waits for the ACK of a pending INVITE first (RFC 3261
+   * §14.1); 491 glare is retried by the session.
+   */
+  async #reoffer(call: Call, attempt = 0): Promise<void> {
+    const s = this.#services;
+    const session = call.session;
+    if (this.#ended || this.#shuttingDown || !session || !call.ports) return;
+    if (this.#calls.get(call.deviceUri) !== call || !this.#video.needsReoffer(call.id)) return;
+    if (call.reoffering) {
+      call.reofferAgain = true;
+      return;
+    }
+    if (session.state !== "confirmed") {
+      if (session.state === "early" && attempt < 40) {
+        s.clock.setTimer(250, () => void this.#reoffer(call, attempt + 1));
+      }
+      return;
+    }
+    call.reoffering = true;
+    let changed = false;
+    try {
+      const previous = session.localSdp;
+      const layout = previous === undefined ? [] : s.negotiator.mediaLines(previous);
+      const offer = s.negotiator.offer(
+        this.#caps(call.ports.port, call.id, { layout, offerVideo: this.#video.hasVideo }),
+        previous,
+      );
+      s.logger.info("re-INVITE for a media change", {
+        conference: this.id,
+        device: call.deviceUri,
+        video: this.#video.hasVideo,
+      });
+      const response = await session.reinvite(offer);
+      const media = response.status >= 200 && response.status < 300 &&
+          this.#calls.get(call.deviceUri) === call
+        ? s.negotiator.parseMedia(offer, session.remoteSdp ?? "")
+        : undefined;
+      if (media) {
+        if (media.audio) {
+          call.audio = media.audio;
+          this.#updateAudio(call);
+        }
+        changed = this.#video.apply(call.id, media.video);
+        const d = this.roster.device(call.deviceUri);
+        if (d) {
+          d.device.media = this.#mediaOf(call);
+          d.device.status = this.#statusOf(call);
+        }
+        this.#publish();
+      } else {
+        this.#video.abandon(call.id);
+      }
+    } catch (err) {
+      this.#video.abandon(call.id);
+      s.logger.warn("re-INVITE failed", { conference: this.id, error: err as Error });
+    } finally {
+      call.reoffering = false;
+    }
+    if (changed) this.#reofferOthers(call);
+    if (call.reofferAgain) {
+      call.reofferAgain = false;
+      void this.#reoffer(call);
+    }
   }
 
   #armTimers(call: Call): void {
@@ -779,6 +935,7 @@ export class Conference {
 
   #dropCall(call: Call, _reason: string): void {
     if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
+    if (this.#video.dropCall(call.id)) this.#reofferOthers(call);
     call.timeout?.cancel();
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
@@ -798,6 +955,7 @@ export class Conference {
 
   #publish(): void {
     if (this.#ended) return;
+    this.roster.availableMedia = this.#availableMedia();
     this.notifier.publish(this.roster.snapshot(true));
   }
 }
