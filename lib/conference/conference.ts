@@ -18,6 +18,7 @@ import type { AvailableMediaSnapshot, MediaSnapshot } from "../events/conference
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
 import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
+import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { parseNameAddr } from "../sip/headers.ts";
@@ -209,6 +210,11 @@ export class Conference {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** The conference's video streams and forwarder, once a video line started (statistics). */
+  get videoMedia(): VideoConference | undefined {
+    return this.#video.media;
   }
 
   /** Number of calls (devices connected through us). */
