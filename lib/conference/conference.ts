@@ -14,7 +14,7 @@ import { InviteSession } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
 import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
-import type { AvailableMediaSnapshot, MediaSnapshot } from "../events/conference_info.ts";
+import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
 import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
@@ -34,6 +34,7 @@ import type {
   NegotiatedMedia,
   VideoCodecName,
 } from "./media_negotiation.ts";
+import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { Roster } from "./roster.ts";
 import { type LineLayout, VideoRouting } from "./video_routing.ts";
 
@@ -95,7 +96,7 @@ interface Call {
   /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
   muted?: boolean;
   dtmf?: DtmfSequenceMatcher;
-  /** A re-INVITE of ours is in flight; `reofferAgain`: check once more when it ends. */
+  /** See {@link ReofferCall}. */
   reoffering?: boolean;
   reofferAgain?: boolean;
 }
@@ -174,7 +175,7 @@ export class Conference {
       subject: record.subject,
       maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
       locked: record.options.locked ?? false,
-      availableMedia: this.#availableMedia(),
+      availableMedia: this.#video.availableMedia(this.record.options.mediaTypes ?? ["audio"]),
       ...(record.startsAt !== null || record.endsAt !== null
         ? {
           times: {
@@ -805,17 +806,6 @@ export class Conference {
     return [{ id: "1", type: "audio", label: "1", status: call.audio.direction }, ...video];
   }
 
-  /**
-   * RFC 4575 §5.3.4 available-media: audio (label 1, liblinphone's numbering), video (2)
-   * while a participant sends video, and the other configured types (text 3).
-   */
-  #availableMedia(): AvailableMediaSnapshot[] {
-    const labels: Record<string, string> = { audio: "1", video: "2", text: "3" };
-    return (this.record.options.mediaTypes ?? ["audio"])
-      .filter((type) => type !== "video" || this.#video.hasVideo)
-      .map((type, i) => ({ label: labels[type] ?? String(4 + i), type, status: "sendrecv" }));
-  }
-
   /** Video labels or SSRCs changed: every device's media elements again, then publish. */
   #refreshMedia(): void {
     for (const call of this.#calls.values()) {
@@ -826,79 +816,54 @@ export class Conference {
   }
 
   /** The conference's media changed: re-INVITE the calls that do not reflect it yet. */
-  #reofferOthers(except: Call): void {
+  #reofferOthers(except: ReofferCall): void {
     if (this.#ended || this.#shuttingDown) return;
     for (const call of this.#calls.values()) {
-      if (call !== except && this.#video.needsReoffer(call.id)) void this.#reoffer(call);
+      if (call !== except && this.#video.needsReoffer(call.id)) {
+        void reofferCall(this.#reofferHost(), call);
+      }
     }
   }
 
-  /**
-   * Sends the call a re-INVITE with the conference's current media (RFC 3264 §8: the previous
-   * m-lines kept in order, video in its old slot, a port-0 video slot, or appended; o= version
-   * increased) and applies the answer. Waits for the ACK of a pending INVITE first (RFC 3261
-   * §14.1); 491 glare is retried by the session.
-   */
-  async #reoffer(call: Call, attempt = 0): Promise<void> {
-    const s = this.#services;
-    const session = call.session;
-    if (this.#ended || this.#shuttingDown || !session || !call.ports) return;
-    if (this.#calls.get(call.deviceUri) !== call || !this.#video.needsReoffer(call.id)) return;
-    if (call.reoffering) {
-      call.reofferAgain = true;
-      return;
-    }
-    if (session.state !== "confirmed") {
-      if (session.state === "early" && attempt < 40) {
-        s.clock.setTimer(250, () => void this.#reoffer(call, attempt + 1));
-      }
-      return;
-    }
-    call.reoffering = true;
-    let changed = false;
-    try {
-      const previous = session.localSdp;
-      const layout = previous === undefined ? [] : s.negotiator.mediaLines(previous);
-      const offer = s.negotiator.offer(
-        this.#caps(call.ports.port, call.id, { layout, offerVideo: this.#video.hasVideo }),
-        previous,
-      );
-      s.logger.info("re-INVITE for a media change", {
-        conference: this.id,
-        device: call.deviceUri,
-        video: this.#video.hasVideo,
-      });
-      const response = await session.reinvite(offer);
-      const media = response.status >= 200 && response.status < 300 &&
-          this.#calls.get(call.deviceUri) === call
-        ? s.negotiator.parseMedia(offer, session.remoteSdp ?? "")
-        : undefined;
-      if (media) {
+  /** The conference's side of {@link reofferCall}. */
+  #reofferHost(): ReofferHost {
+    return {
+      clock: this.#services.clock,
+      logger: this.#services.logger,
+      needed: (c) =>
+        !this.#ended && !this.#shuttingDown && this.#callById(c.id) !== undefined &&
+        this.#video.needsReoffer(c.id),
+      offer: (c, layout, previous) => {
+        const port = this.#callById(c.id)?.ports?.port ?? 0;
+        const caps = this.#caps(port, c.id, { layout, offerVideo: this.#video.hasVideo });
+        return this.#services.negotiator.offer(caps, previous);
+      },
+      layout: (sdp) => this.#services.negotiator.mediaLines(sdp),
+      parse: (offer, answer) => this.#services.negotiator.parseMedia(offer, answer),
+      answered: (c, media) => {
+        const call = this.#callById(c.id);
+        if (!call) return false;
         if (media.audio) {
           call.audio = media.audio;
           this.#updateAudio(call);
         }
-        changed = this.#video.apply(call.id, media.video);
+        const changed = this.#video.apply(call.id, media.video);
         const d = this.roster.device(call.deviceUri);
         if (d) {
           d.device.media = this.#mediaOf(call);
           d.device.status = this.#statusOf(call);
         }
         this.#publish();
-      } else {
-        this.#video.abandon(call.id);
-      }
-    } catch (err) {
-      this.#video.abandon(call.id);
-      s.logger.warn("re-INVITE failed", { conference: this.id, error: err as Error });
-    } finally {
-      call.reoffering = false;
-    }
-    if (changed) this.#reofferOthers(call);
-    if (call.reofferAgain) {
-      call.reofferAgain = false;
-      void this.#reoffer(call);
-    }
+        return changed;
+      },
+      failed: (c) => this.#video.abandon(c.id),
+      changed: (c) => this.#reofferOthers(c),
+    };
+  }
+
+  #callById(id: string): Call | undefined {
+    for (const call of this.#calls.values()) if (call.id === id) return call;
+    return undefined;
   }
 
   #armTimers(call: Call): void {
@@ -961,7 +926,9 @@ export class Conference {
 
   #publish(): void {
     if (this.#ended) return;
-    this.roster.availableMedia = this.#availableMedia();
+    this.roster.availableMedia = this.#video.availableMedia(
+      this.record.options.mediaTypes ?? ["audio"],
+    );
     this.notifier.publish(this.roster.snapshot(true));
   }
 }

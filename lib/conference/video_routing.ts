@@ -30,7 +30,7 @@
 
 import type { Clock } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
-import type { MediaSnapshot } from "../events/conference_info.ts";
+import type { AvailableMediaSnapshot, MediaSnapshot } from "../events/conference_info.ts";
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { VideoConference } from "../media/video_conference.ts";
 import type {
@@ -113,6 +113,17 @@ export class VideoRouting {
       }
     }
     return false;
+  }
+
+  /**
+   * RFC 4575 §5.3.4 available-media for the configured types: audio (label 1, liblinphone's
+   * numbering), video (2) only while a participant sends video, text (3).
+   */
+  availableMedia(configured: readonly string[]): AvailableMediaSnapshot[] {
+    const labels: Record<string, string> = { audio: "1", video: "2", text: "3" };
+    return configured
+      .filter((type) => type !== "video" || this.hasVideo)
+      .map((type, i) => ({ label: labels[type] ?? String(4 + i), type, status: "sendrecv" }));
   }
 
   /** The media side, created with the first stream (for statistics and tests). */
