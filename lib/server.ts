@@ -187,6 +187,10 @@ export class Server {
       cs.audioPort.min === 0 ? "0" : `${cs.audioPort.min}-${cs.audioPort.max}`,
       { hostname: mediaBind },
     );
+    const videoPorts = new PortPool(
+      cs.videoPort.min === 0 ? "0" : `${cs.videoPort.min}-${cs.videoPort.max}`,
+      { hostname: mediaBind },
+    );
     const ticker = new MediaTicker({ clock: this.#clock });
     this.#ticker = ticker;
     const focus = new Focus({
@@ -206,6 +210,8 @@ export class Server {
       localAddresses: this.#addresses,
       mediaAddress,
       audioCodecs: cs.supportedAudioCodecs,
+      videoPorts,
+      videoCodecs: cs.supportedMediaTypes.includes("video") ? [cs.supportedVideoCodec] : [],
       mediaTypes: cs.supportedMediaTypes.filter((m) => m !== "text"),
       callTimeoutMs: cs.callTimeoutMs,
       noRtpTimeoutMs: cs.noRtpTimeoutMs,

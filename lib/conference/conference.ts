@@ -18,6 +18,7 @@ import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
 import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
+import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { parseNameAddr } from "../sip/headers.ts";
@@ -26,14 +27,27 @@ import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { addressOfRecord } from "./conference_uri.ts";
-import type { AnswerOutcome, LocalMediaCaps, NegotiatedAudio } from "./media_negotiation.ts";
+import type {
+  AnswerOutcome,
+  LocalMediaCaps,
+  NegotiatedAudio,
+  NegotiatedMedia,
+  VideoCodecName,
+} from "./media_negotiation.ts";
+import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { Roster } from "./roster.ts";
+import { type LineLayout, VideoRouting } from "./video_routing.ts";
 
 /** Offer/answer functions (lib/sdp through media_negotiation). */
 export interface Negotiator {
   answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
-  offer(caps: LocalMediaCaps): string;
+  /** Our offer; with `previous` (our last SDP in the dialog) its m-line layout is kept. */
+  offer(caps: LocalMediaCaps, previous?: string): string;
   parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
+  /** Audio and video of the answer to our offer (undefined when unusable). */
+  parseMedia(offer: string, answer: string): NegotiatedMedia | undefined;
+  /** The m-lines of an SDP, with the codecs of ours each lists (empty when malformed). */
+  mediaLines(sdp: string): (LineLayout & { readonly codecs: readonly string[] })[];
   /** True when the offer asks for rtcp-mux (RFC 5761). */
   offersRtcpMux(offer: string): boolean;
 }
@@ -49,6 +63,10 @@ export interface ConferenceServices {
   readonly negotiator: Negotiator;
   readonly mediaAddress: string;
   readonly audioCodecs: LocalMediaCaps["audioCodecs"];
+  /** The `video-port` pool (default: the audio pool). */
+  readonly videoPorts?: PortPool;
+  /** Video codecs the SFU forwards; empty or absent: video m-lines get port 0. */
+  readonly videoCodecs?: readonly VideoCodecName[];
   readonly callTimeoutMs: number;
   readonly noRtpTimeoutMs: number;
   readonly maxParticipants: number;
@@ -80,6 +98,9 @@ interface Call {
   dtmf?: DtmfSequenceMatcher;
   /** SSRC of the device's audio as the focus receives it (RFC 4575 `src-id`), once seen. */
   audioSsrc?: number;
+  /** See {@link ReofferCall}. */
+  reoffering?: boolean;
+  reofferAgain?: boolean;
 }
 
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
@@ -137,7 +158,9 @@ export class Conference {
   readonly #services: ConferenceServices;
   readonly #calls = new Map<string, Call>();
   #audio: AudioConference | undefined;
+  readonly #video: VideoRouting;
   #ended = false;
+  #shuttingDown = false;
   #everJoined = false;
   #rtpCheck: TimerHandle | undefined;
   #nextCallId = 1;
@@ -148,12 +171,20 @@ export class Conference {
     this.record = record;
     this.#services = services;
     const media = record.options.mediaTypes ?? ["audio"];
+    this.#video = new VideoRouting({
+      conferenceId: record.id,
+      clock: services.clock,
+      logger: services.logger,
+      ports: services.videoPorts ?? services.ports,
+      codecs: media.includes("video") ? services.videoCodecs ?? [] : [],
+      onChange: () => this.#refreshMedia(),
+    });
     this.roster = new Roster({
       entity: record.uri,
       subject: record.subject,
       maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
       locked: record.options.locked ?? false,
-      availableMedia: media.map((type, i) => ({ label: String(i + 1), type, status: "sendrecv" })),
+      availableMedia: this.#video.availableMedia(this.record.options.mediaTypes ?? ["audio"]),
       ...(record.startsAt !== null || record.endsAt !== null
         ? {
           times: {
@@ -189,6 +220,11 @@ export class Conference {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** The conference's video streams and forwarder, once a video line started (statistics). */
+  get videoMedia(): VideoConference | undefined {
+    return this.#video.media;
   }
 
   /** Number of calls (devices connected through us). */
@@ -277,14 +313,17 @@ export class Conference {
     let outcome: AnswerOutcome;
     try {
       call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
-      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port));
+      this.#video.noteOffer(call.id, s.negotiator.mediaLines(offer));
+      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port, call.id));
     } catch (err) {
+      this.#video.abandon(call.id);
       if (call.ports) void s.ports.release(call.ports);
       s.logger.warn("cannot allocate media", { conference: this.id, error: err as Error });
       sr.respond(503, "Service Unavailable (no media port)");
       return;
     }
     if (!outcome.ok) {
+      this.#video.abandon(call.id);
       void s.ports.release(call.ports);
       sr.respond(outcome.status, outcome.reason);
       return;
@@ -292,6 +331,7 @@ export class Conference {
     call.audio = outcome.audio;
     this.#calls.set(deviceUri, call);
     this.#startAudio(call);
+    const videoChanged = this.#video.apply(call.id, outcome.video);
     call.session = InviteSession.accept(s.ua, sr, {
       answer: outcome.answer,
       contact: s.contactFor(this.record, sr.flow),
@@ -313,6 +353,7 @@ export class Conference {
     this.#armTimers(call);
     s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
     this.#publish();
+    if (videoChanged) this.#reofferOthers(call);
   }
 
   // ------------------------------------------------------------------------------------
@@ -329,7 +370,10 @@ export class Conference {
     const refusal = this.roster.admission(aor, new Set(this.#pendingJoins.keys()), true);
     if (refusal) return refusal.status;
     const ports = s.ports.allocate({ rtcpPort: true });
-    const offer = s.negotiator.offer(this.#caps(ports.port));
+    const callId = `c${this.#nextCallId++}`;
+    const offer = s.negotiator.offer(
+      this.#caps(ports.port, callId, { layout: [], offerVideo: this.#video.hasVideo }),
+    );
     const now = Date.now();
     const deviceUri = formatUri(target);
     this.roster.upsertDevice(aor, undefined, {
@@ -340,7 +384,7 @@ export class Conference {
     });
     this.#publish();
     const call: Call = {
-      id: `c${this.#nextCallId++}`,
+      id: callId,
       aor,
       deviceUri,
       session: undefined,
@@ -364,6 +408,7 @@ export class Conference {
     }, this.#sessionEvents(call));
     if (!result.session || this.#ended) {
       result.session?.bye().catch(() => {});
+      this.#video.abandon(callId);
       void s.ports.release(ports);
       this.roster.removeDevice(deviceUri);
       this.#publish();
@@ -375,9 +420,11 @@ export class Conference {
       return result.response.status;
     }
     call.session = result.session;
-    call.audio = s.negotiator.parseAnswer(offer, result.session.remoteSdp ?? "");
+    const answered = s.negotiator.parseMedia(offer, result.session.remoteSdp ?? "");
+    call.audio = answered?.audio;
     this.#calls.set(deviceUri, call);
     this.#startAudio(call);
+    const videoChanged = this.#video.apply(call.id, answered?.video ?? []);
     this.#everJoined = true;
     const d = this.roster.device(deviceUri);
     if (d) {
@@ -395,6 +442,7 @@ export class Conference {
       })).catch(() => {});
     this.#armTimers(call);
     this.#publish();
+    if (videoChanged) this.#reofferOthers(call);
     return result.response.status;
   }
 
@@ -526,6 +574,7 @@ export class Conference {
     }
     this.#audio?.close();
     this.#audio = undefined;
+    this.#video.close();
     await Promise.all(byes);
     if (this.record.kind !== "dial-in") {
       try {
@@ -544,6 +593,8 @@ export class Conference {
    */
   async shutdown(graceMs = 500): Promise<void> {
     this.#rtpCheck?.cancel();
+    this.#shuttingDown = true;
+    this.#video.close();
     const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
     for (const call of [...this.#calls.values()]) {
       const session = call.session;
@@ -556,6 +607,7 @@ export class Conference {
     }
     this.#audio?.close();
     this.#audio = undefined;
+    this.#video.close();
     let timer: TimerHandle | undefined;
     const grace = new Promise<void>((resolve) =>
       timer = this.#services.clock.setTimer(graceMs, resolve)
@@ -566,31 +618,44 @@ export class Conference {
 
   // ------------------------------------------------------------------------------------
 
-  #caps(port: number): LocalMediaCaps {
+  #caps(
+    port: number,
+    callId: string,
+    offer?: { readonly layout: readonly LineLayout[]; readonly offerVideo: boolean },
+  ): LocalMediaCaps {
+    const video = this.#video.caps(callId, offer);
     return {
       address: this.#services.mediaAddress,
       audioCodecs: this.#services.audioCodecs,
       audioPort: port,
+      ...(video ? { video } : {}),
     };
   }
 
   #sessionEvents(call: Call) {
     return {
       onOffer: (offer: string) => {
-        const outcome = this.#services.negotiator.answer(offer, this.#caps(call.ports?.port ?? 0));
-        if (!outcome.ok) return { status: outcome.status, reason: outcome.reason };
+        const negotiator = this.#services.negotiator;
+        this.#video.noteOffer(call.id, negotiator.mediaLines(offer));
+        const outcome = negotiator.answer(offer, this.#caps(call.ports?.port ?? 0, call.id));
+        if (!outcome.ok) {
+          this.#video.abandon(call.id);
+          return { status: outcome.status, reason: outcome.reason };
+        }
         // RTP is expected again from the moment a held (or listen-only) call resumes.
         if (call.audio?.direction !== "sendrecv" && outcome.audio?.direction === "sendrecv") {
           call.rtpExpectedSince = this.#services.clock.now();
         }
         call.audio = outcome.audio;
         this.#updateAudio(call);
+        const videoChanged = this.#video.apply(call.id, outcome.video);
         const d = this.roster.device(call.deviceUri);
         if (d) {
           d.device.media = this.#mediaOf(call);
           d.device.status = this.#statusOf(call);
-          this.#publish();
         }
+        this.#publish();
+        if (videoChanged) this.#reofferOthers(call);
         return { answer: outcome.answer };
       },
       onEnded: (reason: string) => {
@@ -631,6 +696,7 @@ export class Conference {
         mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
         onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
         onActiveSpeakerChange: (participantId) => {
+          this.#video.setActiveSpeaker(participantId);
           const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
           s.logger.debug("active speaker", {
             conference: this.id,
@@ -693,7 +759,7 @@ export class Conference {
    * from an admin toggles the conference lock (ignored, and logged, from others).
    */
   #onDtmf(participantId: string, digit: string, at: number): void {
-    const call = [...this.#calls.values()].find((c) => c.id === participantId);
+    const call = this.#callById(participantId);
     if (!call || !this.#audio) return;
     call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE, LOCK_TOGGLE_SEQUENCE]);
     const sequence = call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at);
@@ -782,14 +848,15 @@ export class Conference {
   }
 
   #mediaOf(call: Call): MediaSnapshot[] {
-    if (!call.audio) return [];
+    const video = this.#video.mediaOf(call.id);
+    if (!call.audio) return video;
     return [{
       id: "1",
       type: "audio",
       label: "1",
       ...(call.audioSsrc !== undefined ? { srcId: String(call.audioSsrc) } : {}),
       status: call.audio.direction,
-    }];
+    }, ...video];
   }
 
   /**
@@ -798,13 +865,73 @@ export class Conference {
    * CSRC in what others receive, so clients can tell who is speaking.
    */
   #onSourceId(participantId: string, ssrc: number): void {
-    const call = [...this.#calls.values()].find((c) => c.id === participantId);
+    const call = this.#callById(participantId);
     if (!call || call.audioSsrc === ssrc) return;
     call.audioSsrc = ssrc;
     const d = this.roster.device(call.deviceUri);
     if (!d) return;
     d.device.media = this.#mediaOf(call);
     this.#publish();
+  }
+
+  /** Video labels or SSRCs changed: every device's media elements again, then publish. */
+  #refreshMedia(): void {
+    for (const call of this.#calls.values()) {
+      const d = this.roster.device(call.deviceUri);
+      if (d && d.device.status !== "dialing-out") d.device.media = this.#mediaOf(call);
+    }
+    this.#publish();
+  }
+
+  /** The conference's media changed: re-INVITE the calls that do not reflect it yet. */
+  #reofferOthers(except: ReofferCall): void {
+    if (this.#ended || this.#shuttingDown) return;
+    for (const call of this.#calls.values()) {
+      if (call !== except && this.#video.needsReoffer(call.id)) {
+        void reofferCall(this.#reofferHost(), call);
+      }
+    }
+  }
+
+  /** The conference's side of {@link reofferCall}. */
+  #reofferHost(): ReofferHost {
+    return {
+      clock: this.#services.clock,
+      logger: this.#services.logger,
+      needed: (c) =>
+        !this.#ended && !this.#shuttingDown && this.#callById(c.id) !== undefined &&
+        this.#video.needsReoffer(c.id),
+      offer: (c, layout, previous) => {
+        const port = this.#callById(c.id)?.ports?.port ?? 0;
+        const caps = this.#caps(port, c.id, { layout, offerVideo: this.#video.hasVideo });
+        return this.#services.negotiator.offer(caps, previous);
+      },
+      layout: (sdp) => this.#services.negotiator.mediaLines(sdp),
+      parse: (offer, answer) => this.#services.negotiator.parseMedia(offer, answer),
+      answered: (c, media) => {
+        const call = this.#callById(c.id);
+        if (!call) return false;
+        if (media.audio) {
+          call.audio = media.audio;
+          this.#updateAudio(call);
+        }
+        const changed = this.#video.apply(call.id, media.video);
+        const d = this.roster.device(call.deviceUri);
+        if (d) {
+          d.device.media = this.#mediaOf(call);
+          d.device.status = this.#statusOf(call);
+        }
+        this.#publish();
+        return changed;
+      },
+      failed: (c) => this.#video.abandon(c.id),
+      changed: (c) => this.#reofferOthers(c),
+    };
+  }
+
+  #callById(id: string): Call | undefined {
+    for (const call of this.#calls.values()) if (call.id === id) return call;
+    return undefined;
   }
 
   #armTimers(call: Call): void {
@@ -847,6 +974,7 @@ export class Conference {
 
   #dropCall(call: Call, _reason: string): void {
     if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
+    if (this.#video.dropCall(call.id)) this.#reofferOthers(call);
     call.timeout?.cancel();
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
@@ -867,6 +995,9 @@ export class Conference {
 
   #publish(): void {
     if (this.#ended) return;
+    this.roster.availableMedia = this.#video.availableMedia(
+      this.record.options.mediaTypes ?? ["audio"],
+    );
     this.notifier.publish(this.roster.snapshot(true));
   }
 }

@@ -26,7 +26,7 @@ import {
   newConferenceId,
   sameUserHost,
 } from "./conference_uri.ts";
-import type { LocalMediaCaps } from "./media_negotiation.ts";
+import type { LocalMediaCaps, VideoCodecName } from "./media_negotiation.ts";
 
 /** A factory URI and the focus URI template of the conferences it creates. */
 export interface FactoryBinding {
@@ -57,6 +57,10 @@ export interface FocusOptions {
   readonly localAddresses: readonly LocalAddress[];
   readonly mediaAddress: string;
   readonly audioCodecs: LocalMediaCaps["audioCodecs"];
+  /** The `video-port` pool (default: the audio pool). */
+  readonly videoPorts?: PortPool;
+  /** Video codecs forwarded (config `supported-video-codec`); empty: no video. */
+  readonly videoCodecs?: readonly VideoCodecName[];
   readonly mediaTypes: readonly string[];
   readonly callTimeoutMs: number;
   readonly noRtpTimeoutMs: number;
@@ -101,6 +105,8 @@ export class Focus implements RequestHandler {
       negotiator: options.negotiator,
       mediaAddress: options.mediaAddress,
       audioCodecs: options.audioCodecs,
+      videoPorts: options.videoPorts ?? options.ports,
+      videoCodecs: options.videoCodecs ?? [],
       callTimeoutMs: options.callTimeoutMs,
       noRtpTimeoutMs: options.noRtpTimeoutMs,
       maxParticipants: options.maxParticipants,

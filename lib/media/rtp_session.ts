@@ -293,6 +293,34 @@ export class RtpSession {
   }
 
   /**
+   * Sends an RTP packet built elsewhere (a forwarder's rewritten packet, RFC 7667 §3.7) that
+   * already carries our SSRC, sequence number and `timestamp`; it counts for our sender
+   * reports (RFC 3550 §6.4.1) like a packet of {@link sendFrame}. Returns false if there is
+   * nowhere to send yet.
+   */
+  sendPacket(bytes: Uint8Array, timestamp: number, payloadSize: number): boolean {
+    if (this.#closed) return false;
+    const to = this.remote;
+    if (!to) return false;
+    this.#o.socket.send(bytes, to);
+    this.#packetsSent++;
+    this.#bytesSent += payloadSize;
+    this.#sentSinceReport++;
+    this.#lastSentTimestamp = timestamp;
+    this.#lastSentAt = this.#clock.now();
+    return true;
+  }
+
+  /**
+   * Sends RTCP feedback (PLI, FIR, NACK) at once, in a compound packet after our report and
+   * SDES (RFC 4585 §3.1: feedback is sent as compound RTCP unless reduced size is agreed).
+   */
+  sendFeedback(packets: readonly RtcpPacket[]): void {
+    if (this.#closed) return;
+    this.#sendReport(packets);
+  }
+
+  /**
    * Lets `samples` of silence pass without sending (discontinuous transmission): the
    * timestamp keeps advancing with the media clock and the next sent packet gets the marker
    * bit, while sequence numbers stay continuous (RFC 3551 §4.1).

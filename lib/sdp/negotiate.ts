@@ -24,8 +24,10 @@ import {
   type CodecChoice,
   CSRC_AUDIO_LEVEL_URI,
   type Direction,
+  type DisabledOfferStream,
   intersectDirections,
   type LocalMedia,
+  type MediaLineSummary,
   type NegotiatedStream,
   type OfferedStream,
   type OfferStream,
@@ -58,7 +60,9 @@ import {
 export type {
   AnswerOptions,
   AnswerResult,
+  DisabledOfferStream,
   LocalMedia,
+  MediaLineSummary,
   OfferedStream,
   OfferStream,
   ParsedAnswer,
@@ -379,11 +383,21 @@ function answerLine(offered: Media, local: LocalMedia, c: LineChoice): Media {
  */
 export function createOffer(
   local: LocalMedia,
-  streams: readonly OfferStream[],
+  streams: readonly (OfferStream | DisabledOfferStream)[],
   timing: { readonly start: number; readonly stop: number } = { start: 0, stop: 0 },
 ): string {
   const session = sessionHeader(local, { start: timing.start, stop: timing.stop });
   session.media = streams.map((stream) => {
+    if (stream.type === "disabled") {
+      return {
+        type: stream.media,
+        port: 0,
+        protocol: stream.protocol,
+        payloads: stream.formats.trim() || "0",
+        rtp: [],
+        fmtp: [],
+      };
+    }
     const names: (AudioCodecName | VideoCodecName)[] = stream.type === "audio"
       ? [...local.audioCodecs]
       : [...(local.videoCodecs ?? [])];
@@ -511,4 +525,29 @@ export function parseAnswer(offerWeSent: string, answer: string): ParsedAnswer {
     };
   });
   return { streams, ok: streams.some((s) => s.accepted) };
+}
+
+const KNOWN_CODECS: readonly (AudioCodecName | VideoCodecName)[] = ["opus", "pcmu", "pcma", "vp8"];
+
+/**
+ * The m= lines of a session description, in order, with the codecs of ours each lists: the
+ * layout a re-offer must keep (RFC 3264 §8), and what a peer said it supports. Throws
+ * {@link SdpError} for malformed SDP.
+ */
+export function mediaLinesOf(sdp: string): MediaLineSummary[] {
+  const session = parseSdp(sdp, "session description");
+  return session.media.map((m, index) => {
+    const media = m as Media;
+    const line = readLine(session, media);
+    const formats = formatsOf(media);
+    return {
+      index,
+      type: line.type,
+      media: media.type,
+      protocol: media.protocol,
+      port: media.port,
+      formats: String(media.payloads ?? "").trim(),
+      codecs: KNOWN_CODECS.filter((name) => formats.some((pt) => matchesCodec(media, pt, name))),
+    };
+  });
 }

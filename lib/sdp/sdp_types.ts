@@ -268,6 +268,31 @@ export interface OfferStream {
   readonly audioLevelExtId?: number;
 }
 
+/**
+ * A disabled m= line of our offer (RFC 3264 §8: a re-offer keeps every earlier m= line, in
+ * order; a stream we do not use stays with port 0 and its media, transport and formats).
+ */
+export interface DisabledOfferStream {
+  readonly type: "disabled";
+  /** The m= media token ("video", "text", "application", ...). */
+  readonly media: string;
+  readonly protocol: string;
+  /** The format list as written ("96 97"). */
+  readonly formats: string;
+}
+
+/** One m= line of a session description, as {@link mediaLinesOf} reads it. */
+export interface MediaLineSummary {
+  readonly index: number;
+  readonly type: MediaType;
+  readonly media: string;
+  readonly protocol: string;
+  readonly port: number;
+  readonly formats: string;
+  /** Codecs of ours the line lists (even with port 0: an offerer lists what it supports). */
+  readonly codecs: readonly (AudioCodecName | VideoCodecName)[];
+}
+
 /** Result of {@link parseAnswer}. */
 export interface ParsedAnswer {
   readonly streams: readonly NegotiatedStream[];

@@ -41,6 +41,11 @@ export interface BaresipOptions {
   readonly audioCodecs?: readonly string[];
   /** Answer incoming calls at once (`;answermode=auto`). */
   readonly autoAnswer?: boolean;
+  /**
+   * Video with the `fakevideo` source/display and the `vp8` codec (`;video_codecs=vp8`), and
+   * `rtcpsummary`, which prints each stream's RTCP statistics when a call closes.
+   */
+  readonly video?: boolean;
 }
 
 /** A written config directory. */
@@ -100,6 +105,18 @@ export async function createBaresipConfig(options: BaresipOptions): Promise<Bare
     "module sndfile.so",
     "module aubridge.so",
     "module aufile.so",
+    ...(options.video
+      ? [
+        "module vp8.so",
+        "module fakevideo.so",
+        "module rtcpsummary.so",
+        "video_source fakevideo,nil",
+        "video_display fakevideo,nil",
+        "video_size 320x240",
+        "video_bitrate 300000",
+        "video_fps 15",
+      ]
+      : []),
     "module_tmp uuid.so",
     "module_tmp account.so",
     "module_app contact.so",
@@ -112,6 +129,7 @@ export async function createBaresipConfig(options: BaresipOptions): Promise<Bare
   await Deno.writeTextFile(`${dir}/config`, config);
   const params = ["regint=0"];
   if (options.autoAnswer) params.push("answermode=auto");
+  if (options.video) params.push("video_codecs=vp8");
   if (options.audioCodecs && options.audioCodecs.length > 0) {
     params.push(`audio_codecs=${options.audioCodecs.join(",")}`);
   }
