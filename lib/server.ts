@@ -18,7 +18,11 @@ import { sdpNegotiator } from "./conference/sdp_negotiator.ts";
 import { MediaTicker } from "./media/media_ticker.ts";
 import { PortPool } from "./media/port_pool.ts";
 
-import { parseUri } from "./sip/uri.ts";
+import { type DeviceDirectory, RoutingDeviceDirectory } from "./registrar/device_directory.ts";
+import { loadInstanceId } from "./registrar/instance_id.ts";
+import { RedisRegistrar, type ServerBinding } from "./registrar/redis_registrar.ts";
+import { RegEventDirectory } from "./registrar/reg_event_subscriber.ts";
+import { formatUri, parseUri, type SipUri } from "./sip/uri.ts";
 import { openStore } from "./storage/open_store.ts";
 import type { Store } from "./storage/store.ts";
 import { TransactionLayer } from "./transaction/transaction_layer.ts";
@@ -63,6 +67,7 @@ export class Server {
   #ports: PortPool | undefined;
   #ticker: MediaTicker | undefined;
   #addresses: LocalAddress[] = [];
+  #directory: DeviceDirectory | undefined;
   #stopped = false;
 
   constructor(config: Config, options: ServerOptions = {}) {
@@ -95,6 +100,15 @@ export class Server {
       mediaPorts: this.#ports?.allocatedCount ?? 0,
       tickingConferences: this.#ticker?.listenerCount ?? 0,
     };
+  }
+
+  /**
+   * Devices of participants (after {@link start}): Flexisip's Redis registrar for local
+   * domains, RFC 3680 reg subscriptions for the others; undefined when `[redis] enabled` is
+   * false.
+   */
+  get deviceDirectory(): DeviceDirectory | undefined {
+    return this.#directory;
   }
 
   /** The store (after {@link start}). */
@@ -223,10 +237,85 @@ export class Server {
     this.#focus = focus;
     await focus.start();
     ua.setHandler(focus);
+    this.#directory = await this.#startDirectory(ua, outboundProxy);
     log.info("ready", {
       factories: cs.conferenceFactoryUris.join(" "),
       media: mediaAddress,
     });
+  }
+
+  /**
+   * Builds the device directory from `[redis]` (none when disabled): binds our factory, focus
+   * and dial-in URIs in Flexisip's registrar so a proxy in front routes them to us, and answers
+   * device lookups. Redis being down does not delay or fail the start.
+   */
+  async #startDirectory(
+    ua: UserAgent,
+    outboundProxy: SipUri | undefined,
+  ): Promise<DeviceDirectory | undefined> {
+    const cs = this.config.conferenceServer;
+    const redis = this.config.redis;
+    if (!redis.enabled) return undefined;
+    const first = this.#addresses[0];
+    if (!first) return undefined;
+    const instance = await loadInstanceId(cs.stateDirectory);
+    const transport = first.transport.toLowerCase();
+    const contact = `sip:${formatHostPort(first.host, first.port)};transport=${transport}`;
+    const path: string[] = [];
+    if (outboundProxy) {
+      const route = { ...outboundProxy, params: new Map(outboundProxy.params) };
+      route.params.set("lr", null);
+      path.push(formatUri(route));
+    }
+    const uris = [
+      ...cs.conferenceFactoryUris,
+      ...cs.conferenceFocusUris,
+      ...cs.dialInRooms,
+    ].map((u) => {
+      const uri = parseUri(u);
+      return `sip:${uri.user ?? ""}@${uri.host}`;
+    });
+    const bindings: ServerBinding[] = [...new Set(uris)].map((aor) => ({
+      aor,
+      contact,
+      instance,
+      path,
+      userAgent: this.config.sip.userAgent,
+    }));
+    const local = new RedisRegistrar({
+      endpoint: {
+        host: redis.host,
+        port: redis.port,
+        password: redis.password,
+        database: redis.database,
+      },
+      clock: this.#clock,
+      logger: createLogger("registrar"),
+      bindings,
+    });
+    const factory = cs.conferenceFactoryUris[0] ?? "sip:conference-factory@127.0.0.1";
+    const remote = new RegEventDirectory({
+      ua,
+      clock: this.#clock,
+      logger: createLogger("reg-event"),
+      from: factory,
+      contact: `<${formatUri(ua.options.contactUri("conference-factory", undefined))}>`,
+      expires: Math.max(60, Math.round(cs.subscriptionRefreshDelayMs / 1000)),
+    });
+    const directory = new RoutingDeviceDirectory({
+      localDomains: [
+        ...cs.conferenceFactoryUris.map((u) => parseUri(u).host),
+        ...cs.localDomains,
+      ],
+      local,
+      remote,
+    });
+    await directory.start();
+    log.info("device directory started", {
+      redis: `${redis.host}:${redis.port}/${redis.database}`,
+      instance,
+    });
+    return directory;
   }
 
   /** Ends calls, closes listeners, finishes storage writes. Safe to call twice. */
@@ -235,6 +324,9 @@ export class Server {
     this.#stopped = true;
     await this.#focus?.stop().catch((err) =>
       log.warn("focus stop failed", { error: err as Error })
+    );
+    await this.#directory?.stop().catch((err) =>
+      log.warn("device directory stop failed", { error: err as Error })
     );
     this.#transactions?.close();
     await this.#transport?.close();

@@ -55,6 +55,7 @@ export const ACCEPTED_TYPES: readonly string[] = [
   "message/cpim",
   "application/im-iscomposing+xml",
   "message/imdn+xml",
+  "application/reginfo+xml",
 ];
 
 /** Event packages served (RFC 6665 §8.2.2 Allow-Events). */
@@ -155,6 +156,8 @@ export class UserAgent {
   readonly options: UserAgentOptions;
   #handler: RequestHandler | undefined;
   readonly #usages = new Map<string, DialogUsage>();
+  /** SUBSCRIBEs we sent whose dialog is not set up yet, by Call-ID + our tag (RFC 6665 §4.1.2.4). */
+  readonly #earlyNotify = new Map<string, (request: ServerRequest) => boolean>();
   /** INVITEs awaiting a final response, by Call-ID + From tag + CSeq, for CANCEL. */
   readonly #pendingInvites = new Map<string, ServerRequest>();
 
@@ -183,6 +186,24 @@ export class UserAgent {
   /** Registers a usage under its dialog's key. */
   addUsage(usage: DialogUsage): void {
     this.#usages.set(usage.dialog.key, usage);
+  }
+
+  /**
+   * Routes a NOTIFY that matches no dialog yet but carries our `localTag` in its To to
+   * `handler` (RFC 6665 §4.1.2.4: a NOTIFY may arrive before the 2xx to the SUBSCRIBE and then
+   * creates the dialog). The handler returns false to let the core answer 481.
+   */
+  expectNotify(
+    callId: string,
+    localTag: string,
+    handler: (request: ServerRequest) => boolean,
+  ): void {
+    this.#earlyNotify.set(`${callId}\u0000${localTag}`, handler);
+  }
+
+  /** Stops routing early NOTIFYs for a SUBSCRIBE (see {@link expectNotify}). */
+  forgetNotify(callId: string, localTag: string): void {
+    this.#earlyNotify.delete(`${callId}\u0000${localTag}`);
   }
 
   /** Removes a usage. */
@@ -284,7 +305,10 @@ export class UserAgent {
       const key = `${req.callId}\u0000${req.toTag}\u0000${req.fromTag ?? ""}`;
       const usage = this.#usages.get(key);
       if (!usage) {
-        sr.respond(481);
+        const early = req.method === "NOTIFY"
+          ? this.#earlyNotify.get(`${req.callId}\u0000${req.toTag}`)
+          : undefined;
+        if (early === undefined || !early(sr)) sr.respond(481);
         return;
       }
       if (usage.dialog.checkRemoteSeq(req) === "out-of-order") {

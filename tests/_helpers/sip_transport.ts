@@ -55,6 +55,11 @@ export class RawStreamPeer {
     return new RawStreamPeer(await Deno.connect({ hostname: "127.0.0.1", port }));
   }
 
+  /** Waits for the next connection on `listener` (a peer that something connected to). */
+  static async accept(listener: Deno.Listener): Promise<RawStreamPeer> {
+    return new RawStreamPeer(await listener.accept());
+  }
+
   /** Our local port. */
   get port(): number {
     return (this.conn.localAddr as Deno.NetAddr).port;
