@@ -22,35 +22,22 @@ import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { parseNameAddr } from "../sip/headers.ts";
-import { bodyText, type SipRequest } from "../sip/message.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { addressOfRecord } from "./conference_uri.ts";
+import { deviceUriOf, sdpBody } from "./join_request.ts";
 import type {
   AnswerOutcome,
+  LineLayout,
   LocalMediaCaps,
   NegotiatedAudio,
-  NegotiatedMedia,
+  Negotiator,
   VideoCodecName,
 } from "./media_negotiation.ts";
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { Roster } from "./roster.ts";
-import { type LineLayout, VideoRouting } from "./video_routing.ts";
-
-/** Offer/answer functions (lib/sdp through media_negotiation). */
-export interface Negotiator {
-  answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
-  /** Our offer; with `previous` (our last SDP in the dialog) its m-line layout is kept. */
-  offer(caps: LocalMediaCaps, previous?: string): string;
-  parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
-  /** Audio and video of the answer to our offer (undefined when unusable). */
-  parseMedia(offer: string, answer: string): NegotiatedMedia | undefined;
-  /** The m-lines of an SDP, with the codecs of ours each lists (empty when malformed). */
-  mediaLines(sdp: string): (LineLayout & { readonly codecs: readonly string[] })[];
-  /** True when the offer asks for rtcp-mux (RFC 5761). */
-  offersRtcpMux(offer: string): boolean;
-}
+import { VideoRouting } from "./video_routing.ts";
 
 /** Services a conference uses, provided by the focus. */
 export interface ConferenceServices {
@@ -115,40 +102,6 @@ export const LOCK_TOGGLE_SEQUENCE = "*5";
 
 /** Longest interval between no-RTP checks; shorter timeouts are checked every timeout/2. */
 const NO_RTP_CHECK_MS = 5000;
-
-/** Extracts the SDP from a body that may be multipart/mixed (Linphone's factory INVITE). */
-export function sdpBody(request: SipRequest): string | undefined {
-  const type = request.contentType?.toLowerCase() ?? "";
-  if (request.body.length === 0) return undefined;
-  const text = bodyText(request);
-  if (type.startsWith("application/sdp")) return text;
-  if (type.startsWith("multipart/")) {
-    const m = /boundary="?([^";]+)"?/i.exec(request.contentType ?? "");
-    if (!m?.[1]) return undefined;
-    for (const part of text.split(`--${m[1]}`)) {
-      const split = part.indexOf("\r\n\r\n");
-      if (split < 0) continue;
-      const head = part.slice(0, split).toLowerCase();
-      if (head.includes("content-type: application/sdp")) {
-        return part.slice(split + 4).replace(/\r\n$/, "");
-      }
-    }
-  }
-  return undefined;
-}
-
-/** The device URI of a request's sender: its Contact (GRUU when present), else its From. */
-export function deviceUriOf(request: SipRequest): string {
-  const contact = request.headers.get("Contact");
-  if (contact !== undefined) {
-    try {
-      return formatUri(parseNameAddr(contact, "Contact").uri);
-    } catch {
-      // fall through
-    }
-  }
-  return formatUri(request.from.uri);
-}
 
 /** A live conference. */
 export class Conference {
