@@ -20,7 +20,7 @@ import { AudioConference } from "../media/audio_conference.ts";
 import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
 import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
-import type { MediaPorts, PortPool } from "../media/port_pool.ts";
+import type { PortPool } from "../media/port_pool.ts";
 import { parseNameAddr } from "../sip/headers.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
@@ -31,12 +31,19 @@ import type {
   AnswerOutcome,
   LineLayout,
   LocalMediaCaps,
-  NegotiatedAudio,
   Negotiator,
   VideoCodecName,
 } from "./media_negotiation.ts";
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { Roster } from "./roster.ts";
+import {
+  type Call,
+  endpointMediaOf,
+  endpointStatusOf,
+  mixParticipantOf,
+  mixUpdateOf,
+  newCall,
+} from "./call.ts";
 import { VideoRouting } from "./video_routing.ts";
 
 /** Services a conference uses, provided by the focus. */
@@ -66,28 +73,6 @@ export interface ConferenceServices {
   persist<T>(what: string, op: () => Promise<T>): Promise<T>;
   /** The conference ended and can be forgotten. */
   onEnded(conference: Conference): void;
-}
-
-/** One device's call with the focus. */
-interface Call {
-  readonly id: string;
-  readonly aor: string;
-  readonly deviceUri: string;
-  session: InviteSession | undefined;
-  ports: MediaPorts | undefined;
-  audio: NegotiatedAudio | undefined;
-  readonly joinedAt: number;
-  /** Since when RTP is expected from the device (join, or the end of a hold). */
-  rtpExpectedSince: number;
-  timeout: TimerHandle | undefined;
-  /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
-  muted?: boolean;
-  dtmf?: DtmfSequenceMatcher;
-  /** SSRC of the device's audio as the focus receives it (RFC 4575 `src-id`), once seen. */
-  audioSsrc?: number;
-  /** See {@link ReofferCall}. */
-  reoffering?: boolean;
-  reofferAgain?: boolean;
 }
 
 /** DTMF sequence that toggles a participant's mute (as conference bridges do). */
@@ -252,17 +237,7 @@ export class Conference {
       void previous.session?.bye([["Reason", 'SIP;cause=200;text="Replaced"']]).catch(() => {});
     }
 
-    const call: Call = {
-      id: `c${this.#nextCallId++}`,
-      aor,
-      deviceUri,
-      session: undefined,
-      ports: undefined,
-      audio: undefined,
-      joinedAt: s.clock.now(),
-      rtpExpectedSince: s.clock.now(),
-      timeout: undefined,
-    };
+    const call = newCall({ id: `c${this.#nextCallId++}`, aor, deviceUri, now: s.clock.now() });
     let outcome: AnswerOutcome;
     try {
       call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
@@ -336,17 +311,7 @@ export class Conference {
       joinedAt: now,
     });
     this.#publish();
-    const call: Call = {
-      id: callId,
-      aor,
-      deviceUri,
-      session: undefined,
-      ports,
-      audio: undefined,
-      joinedAt: s.clock.now(),
-      rtpExpectedSince: s.clock.now(),
-      timeout: undefined,
-    };
+    const call = newCall({ id: callId, aor, deviceUri, ports, now: s.clock.now() });
     const confUri = parseUri(this.record.uri);
     const result = await InviteSession.dial(s.ua, {
       uri: target,
@@ -602,11 +567,7 @@ export class Conference {
         call.audio = outcome.audio;
         this.#updateAudio(call);
         const videoChanged = this.#video.apply(call.id, outcome.video);
-        const d = this.roster.device(call.deviceUri);
-        if (d) {
-          d.device.media = this.#mediaOf(call);
-          d.device.status = this.#statusOf(call);
-        }
+        this.#refreshDevice(call);
         this.#publish();
         if (videoChanged) this.#reofferOthers(call);
         return { answer: outcome.answer };
@@ -659,20 +620,7 @@ export class Conference {
         onSourceId: (participantId, ssrc) => this.#onSourceId(participantId, ssrc),
       });
     }
-    const a = call.audio;
-    this.#audio.addParticipant(call.id, {
-      socket: call.ports.rtp,
-      ...(call.ports.rtcp ? { rtcpSocket: call.ports.rtcp } : {}),
-      rtcpMux: a.rtcpMux,
-      remote: a.remote,
-      ...(a.remoteRtcp ? { remoteRtcp: a.remoteRtcp } : {}),
-      payloadType: a.payloadType,
-      codec: a.codec,
-      clockRate: a.clockRate,
-      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
-      ...(a.audioLevelExtId !== undefined ? { audioLevelExtId: a.audioLevelExtId } : {}),
-      direction: a.direction,
-    });
+    this.#audio.addParticipant(call.id, mixParticipantOf(call.ports, call.audio));
   }
 
   /** Stores a present participant and its device (RFC 4575 user + endpoint). */
@@ -763,7 +711,7 @@ export class Conference {
     call.muted = muted;
     this.#audio.setMuted(call.id, muted);
     const d = this.roster.device(deviceUri);
-    if (d) d.device.status = this.#statusOf(call);
+    if (d) d.device.status = endpointStatusOf(call);
     this.#services.logger.info(muted ? "participant muted" : "participant unmuted", {
       conference: this.id,
       device: deviceUri,
@@ -779,37 +727,20 @@ export class Conference {
       this.#startAudio(call);
       return;
     }
-    this.#audio.updateParticipant(call.id, {
-      remote: a.remote,
-      direction: a.direction,
-      payloadType: a.payloadType,
-      codec: a.codec,
-      clockRate: a.clockRate,
-      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
-    });
-  }
-
-  /**
-   * RFC 4575 §5.6 endpoint status of a connected call: `on-hold` while the device holds
-   * (our answer is recvonly or inactive, RFC 3264 §8.4), else `muted-via-focus` when the focus
-   * mutes it, else `connected`. Hold and mute are independent and survive each other.
-   */
-  #statusOf(call: Call): "on-hold" | "muted-via-focus" | "connected" {
-    const direction = call.audio?.direction;
-    if (direction === "inactive" || direction === "recvonly") return "on-hold";
-    return call.muted ? "muted-via-focus" : "connected";
+    this.#audio.updateParticipant(call.id, mixUpdateOf(a));
   }
 
   #mediaOf(call: Call): MediaSnapshot[] {
-    const video = this.#video.mediaOf(call.id);
-    if (!call.audio) return video;
-    return [{
-      id: "1",
-      type: "audio",
-      label: "1",
-      ...(call.audioSsrc !== undefined ? { srcId: String(call.audioSsrc) } : {}),
-      status: call.audio.direction,
-    }, ...video];
+    return endpointMediaOf(call, this.#video.mediaOf(call.id));
+  }
+
+  /** The call's offer/answer changed: its endpoint's media and status again (RFC 4575 §5.7). */
+  #refreshDevice(call: Call): void {
+    const d = this.roster.device(call.deviceUri);
+    if (d) {
+      d.device.media = this.#mediaOf(call);
+      d.device.status = endpointStatusOf(call);
+    }
   }
 
   /**
@@ -869,11 +800,7 @@ export class Conference {
           this.#updateAudio(call);
         }
         const changed = this.#video.apply(call.id, media.video);
-        const d = this.roster.device(call.deviceUri);
-        if (d) {
-          d.device.media = this.#mediaOf(call);
-          d.device.status = this.#statusOf(call);
-        }
+        this.#refreshDevice(call);
         this.#publish();
         return changed;
       },
