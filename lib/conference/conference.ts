@@ -35,6 +35,7 @@ import type {
   VideoCodecName,
 } from "./media_negotiation.ts";
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
+import { CallTimers } from "./call_timers.ts";
 import { Roster } from "./roster.ts";
 import {
   type Call,
@@ -85,9 +86,6 @@ export const MUTE_TOGGLE_SEQUENCE = "*6";
  */
 export const LOCK_TOGGLE_SEQUENCE = "*5";
 
-/** Longest interval between no-RTP checks; shorter timeouts are checked every timeout/2. */
-const NO_RTP_CHECK_MS = 5000;
-
 /** A live conference. */
 export class Conference {
   record: ConferenceRecord;
@@ -100,7 +98,7 @@ export class Conference {
   #ended = false;
   #shuttingDown = false;
   #everJoined = false;
-  #rtpCheck: TimerHandle | undefined;
+  readonly #timers: CallTimers;
   #nextCallId = 1;
   /** Admitted joins not yet in the roster, by AOR (count of devices). */
   readonly #pendingJoins = new Map<string, number>();
@@ -150,6 +148,24 @@ export class Conference {
       },
     });
     this.notifier.publish(this.roster.snapshot(true));
+    this.#timers = new CallTimers({
+      conferenceId: record.id,
+      clock: services.clock,
+      logger: services.logger,
+      callTimeoutMs: services.callTimeoutMs,
+      noRtpTimeoutMs: services.noRtpTimeoutMs,
+      calls: () => [...this.#calls.values()],
+      isCurrent: (call) => this.#calls.get(call.deviceUri) === call,
+      ended: () => this.#ended,
+      lastRtpAt: (call) => {
+        if (!this.#audio) return null;
+        try {
+          return this.#audio.participantStats(call.id).lastRtpAt;
+        } catch {
+          return null;
+        }
+      },
+    });
   }
 
   get id(): string {
@@ -278,7 +294,7 @@ export class Conference {
         toTag: sr.toTag,
       },
     });
-    this.#armTimers(call);
+    this.#timers.arm(call);
     s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
     this.#publish();
     if (videoChanged) this.#reofferOthers(call);
@@ -358,7 +374,7 @@ export class Conference {
         joiningMethod: "dialed-out",
         at: now,
       })).catch(() => {});
-    this.#armTimers(call);
+    this.#timers.arm(call);
     this.#publish();
     if (videoChanged) this.#reofferOthers(call);
     return result.response.status;
@@ -480,7 +496,7 @@ export class Conference {
     if (this.#ended) return;
     this.#ended = true;
     const s = this.#services;
-    this.#rtpCheck?.cancel();
+    this.#timers.stop();
     await this.notifier.close("noresource");
     const byes: Promise<void>[] = [];
     for (const call of [...this.#calls.values()]) {
@@ -510,7 +526,7 @@ export class Conference {
    * `graceMs` (a peer that never answers must not hold the process for Timer F).
    */
   async shutdown(graceMs = 500): Promise<void> {
-    this.#rtpCheck?.cancel();
+    this.#timers.stop();
     this.#shuttingDown = true;
     this.#video.close();
     const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
@@ -814,55 +830,13 @@ export class Conference {
     return undefined;
   }
 
-  #armTimers(call: Call): void {
-    const s = this.#services;
-    if (s.callTimeoutMs > 0) {
-      call.timeout = s.clock.setTimer(s.callTimeoutMs, () => {
-        if (this.#calls.get(call.deviceUri) !== call) return;
-        const session = call.session;
-        s.logger.info("call timeout", { conference: this.id, device: call.deviceUri });
-        void session?.bye([["Reason", 'SIP;cause=200;text="Call timeout"']]).catch(() => {});
-      });
-    }
-    if (s.noRtpTimeoutMs > 0 && !this.#rtpCheck) this.#scheduleRtpCheck();
-  }
-
-  #scheduleRtpCheck(): void {
-    const s = this.#services;
-    const interval = Math.max(1, Math.min(NO_RTP_CHECK_MS, s.noRtpTimeoutMs / 2));
-    this.#rtpCheck = s.clock.setTimer(interval, () => {
-      this.#rtpCheck = undefined;
-      if (this.#ended) return;
-      const now = s.clock.now();
-      for (const call of [...this.#calls.values()]) {
-        // Only a device that is meant to send (sendrecv; not on hold, not listen-only).
-        if (!this.#audio || call.audio?.direction !== "sendrecv") continue;
-        let last: number | undefined;
-        try {
-          last = this.#audio.participantStats(call.id).lastRtpAt;
-        } catch {
-          continue;
-        }
-        if (now - Math.max(last ?? -Infinity, call.rtpExpectedSince) > s.noRtpTimeoutMs) {
-          s.logger.info("no RTP, hanging up", { conference: this.id, device: call.deviceUri });
-          void call.session?.bye([["Reason", 'SIP;cause=408;text="No RTP"']]).catch(() => {});
-        }
-      }
-      if (this.#calls.size > 0) this.#scheduleRtpCheck();
-    });
-  }
-
   #dropCall(call: Call, _reason: string): void {
     if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
     if (this.#video.dropCall(call.id)) this.#reofferOthers(call);
-    call.timeout?.cancel();
+    this.#timers.disarm(call, this.#calls.size);
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
     call.ports = undefined;
-    if (this.#calls.size === 0) {
-      this.#rtpCheck?.cancel();
-      this.#rtpCheck = undefined;
-    }
   }
 
   #maybeEnd(): void {
