@@ -12,7 +12,6 @@ import type { Clock, TimerHandle } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import { InviteSession } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
-import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
@@ -21,7 +20,6 @@ import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
 import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { PortPool } from "../media/port_pool.ts";
-import { parseNameAddr } from "../sip/headers.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
@@ -36,6 +34,7 @@ import type {
 } from "./media_negotiation.ts";
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { CallTimers } from "./call_timers.ts";
+import { handleRefer } from "./refer.ts";
 import { Roster } from "./roster.ts";
 import {
   type Call,
@@ -391,87 +390,43 @@ export class Conference {
   /**
    * REFER to the focus (RFC 4579 §5.5; Flexisip semantics): `Refer-To: <uri>` invites,
    * `<uri;method=BYE>` removes, `;admin=true|false` sets the role. Only admins may refer
-   * (403). The implicit subscription (RFC 3515 §2.4.4) gets sipfrag NOTIFYs.
+   * (403). The implicit subscription (RFC 3515 §2.4.4) gets sipfrag NOTIFYs. See refer.ts.
    */
   refer(sr: ServerRequest, session: InviteSession | undefined): void {
-    const s = this.#services;
-    const req = sr.request;
-    const referrer = addressOfRecord(req.from.uri);
-    if (!this.roster.user(referrer)?.admin) {
-      sr.respond(403, "Forbidden (only conference admins may do that)");
-      return;
-    }
-    const referTo = req.headers.get("Refer-To");
-    let target: SipUri;
-    let admin: string | null | undefined;
-    try {
-      if (referTo === undefined) throw new SyntaxError("missing Refer-To");
-      const na = parseNameAddr(referTo, "Refer-To");
-      target = na.uri;
-      admin = target.params.get("admin") ?? na.params.get("admin");
-    } catch (err) {
-      sr.respond(400, `Bad Request (${(err as Error).message})`);
-      return;
-    }
-    const method = (target.params.get("method") ?? "INVITE")?.toUpperCase();
-    const aor = addressOfRecord(target);
-    const subOptions = {
-      event: "refer",
-      minExpires: 60,
-      maxExpires: 600,
-      defaultExpires: 60,
-      contact: s.contactFor(this.record, sr.flow),
-      events: { onRefresh: () => {}, onTerminated: () => {} },
-    };
-    let sub: Subscription;
-    if (session) {
-      sub = Subscription.implicit(s.ua, session.dialog, session.flow, subOptions);
-      sr.respond(202);
-    } else {
-      sub = Subscription.forRefer(s.ua, sr, subOptions);
-      sr.respond(202, undefined, { headers: [["Contact", subOptions.contact]] });
-    }
-    const frag = (status: number, reason: string, final: boolean) =>
-      sub.notify(
-        {
-          contentType: "message/sipfrag;version=2.0",
-          body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
-        },
-        final ? "noresource" : undefined,
-      );
+    handleRefer(
+      {
+        ua: this.#services.ua,
+        contact: (flow) => this.#services.contactFor(this.record, flow),
+        isAdmin: (aor) => this.roster.user(aor)?.admin ?? false,
+        setAdmin: (aor, admin) => this.#setAdmin(aor, admin),
+        eject: (aor) => this.eject(aor),
+        dialOut: (target, invitedBy) => this.dialOut(target, invitedBy),
+      },
+      sr,
+      session,
+    );
+  }
 
-    if (admin !== undefined && admin !== null && method !== "BYE") {
-      const changed = this.roster.setAdmin(aor, admin === "true" || admin === "1");
-      const known = this.roster.user(aor) !== undefined;
-      if (known) {
-        void s.persist("admin", () =>
-          s.store.upsertParticipant({
-            conferenceId: this.id,
-            aor,
-            displayName: this.roster.user(aor)?.displayName ?? null,
-            isAdmin: this.roster.user(aor)?.admin ?? false,
-            role: "participant",
-            state: "present",
-            joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
-            leftAt: null,
-          })).catch(() => {});
-      }
-      if (changed) this.#publish();
-      void frag(known ? 200 : 404, known ? "OK" : "Not Found", true);
-      return;
+  /** Sets a user's role (RFC 4579 §5.5 `admin`); false for a user not in the conference. */
+  #setAdmin(aor: string, admin: boolean): boolean {
+    const s = this.#services;
+    const changed = this.roster.setAdmin(aor, admin);
+    const known = this.roster.user(aor) !== undefined;
+    if (known) {
+      void s.persist("admin", () =>
+        s.store.upsertParticipant({
+          conferenceId: this.id,
+          aor,
+          displayName: this.roster.user(aor)?.displayName ?? null,
+          isAdmin: this.roster.user(aor)?.admin ?? false,
+          role: "participant",
+          state: "present",
+          joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
+          leftAt: null,
+        })).catch(() => {});
     }
-    if (method === "BYE") {
-      const ejected = this.eject(aor);
-      void frag(ejected ? 200 : 404, ejected ? "OK" : "Not Found", true);
-      return;
-    }
-    void frag(100, "Trying", false);
-    const cleanTarget: SipUri = { ...target, params: new Map(target.params), headers: new Map() };
-    cleanTarget.params.delete("method");
-    cleanTarget.params.delete("admin");
-    void this.dialOut(cleanTarget, formatUri(req.from.uri)).then((status) => {
-      void frag(status, status >= 200 && status < 300 ? "OK" : "Failed", true);
-    }).catch(() => void frag(500, "Server Internal Error", true));
+    if (changed) this.#publish();
+    return known;
   }
 
   /** Ejects every device of a user (the focus sends BYE, RFC 4353 §5.3). */
