@@ -16,7 +16,7 @@ import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
-import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
+import type { DtmfDigitEvent } from "../media/telephone_event.ts";
 import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
 import type { PortPool } from "../media/port_pool.ts";
@@ -35,6 +35,7 @@ import type {
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
 import { CallTimers } from "./call_timers.ts";
 import { handleRefer } from "./refer.ts";
+import { onControlDigit } from "./dtmf_controls.ts";
 import { Roster } from "./roster.ts";
 import {
   type Call,
@@ -74,16 +75,6 @@ export interface ConferenceServices {
   /** The conference ended and can be forgotten. */
   onEnded(conference: Conference): void;
 }
-
-/** DTMF sequence that toggles a participant's mute (as conference bridges do). */
-export const MUTE_TOGGLE_SEQUENCE = "*6";
-
-/**
- * DTMF sequence with which an admin locks or unlocks the conference (RFC 4353 §5.1 membership
- * policy; RFC 4575 §5.4 `locked`). Plain phones have no other way to reach conference policy:
- * SIP has no standard lock request (CCMP, RFC 6503, is HTTP), and Linphone 5.1 has no lock UI.
- */
-export const LOCK_TOGGLE_SEQUENCE = "*5";
 
 /** A live conference. */
 export class Conference {
@@ -579,7 +570,7 @@ export class Conference {
         clock: s.clock,
         ticker: s.ticker,
         mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
-        onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
+        onDtmf: (participantId, event) => this.#onDtmf(participantId, event),
         onActiveSpeakerChange: (participantId) => {
           this.#video.setActiveSpeaker(participantId);
           const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
@@ -626,27 +617,21 @@ export class Conference {
     });
   }
 
-  /**
-   * A DTMF digit from a participant (RFC 4733): `*6` toggles its mute via the focus; `*5`
-   * from an admin toggles the conference lock (ignored, and logged, from others).
-   */
-  #onDtmf(participantId: string, digit: string, at: number): void {
+  /** A DTMF digit from a participant: the keypad controls (dtmf_controls.ts). */
+  #onDtmf(participantId: string, event: DtmfDigitEvent): void {
     const call = this.#callById(participantId);
     if (!call || !this.#audio) return;
-    call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE, LOCK_TOGGLE_SEQUENCE]);
-    const sequence = call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at);
-    if (sequence === MUTE_TOGGLE_SEQUENCE) {
-      this.setMuted(call.deviceUri, !call.muted);
-    } else if (sequence === LOCK_TOGGLE_SEQUENCE) {
-      if (this.roster.user(call.aor)?.admin) {
-        this.setLocked(!this.roster.locked, call.aor);
-      } else {
-        this.#services.logger.info("lock request from a non-admin ignored", {
-          conference: this.id,
-          device: call.deviceUri,
-        });
-      }
-    }
+    onControlDigit(
+      {
+        conferenceId: this.id,
+        logger: this.#services.logger,
+        isAdmin: (aor) => this.roster.user(aor)?.admin ?? false,
+        toggleMute: (c) => this.setMuted(c.deviceUri, !c.muted),
+        toggleLock: (by) => this.setLocked(!this.roster.locked, by),
+      },
+      call,
+      event,
+    );
   }
 
   /**
