@@ -36,6 +36,7 @@ import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer
 import { CallTimers } from "./call_timers.ts";
 import { handleRefer } from "./refer.ts";
 import { onControlDigit } from "./dtmf_controls.ts";
+import { storeLeave, storeMember, storeRole } from "./member_records.ts";
 import { Roster } from "./roster.ts";
 import {
   type Call,
@@ -216,14 +217,14 @@ export class Conference {
     const now = Date.now();
     try {
       await s.persist("join", () =>
-        this.#storeMember({
+        storeMember(s.store, this.id, {
           aor,
           displayName: display ?? null,
           isAdmin: this.roster.users.length === 0 || (this.roster.user(aor)?.admin ?? false),
           deviceUri,
           joiningMethod: "dialed-in",
           at: now,
-        }));
+        }, () => this.notifier.version));
     } catch (err) {
       const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
       sr.respond(503, "Service Unavailable (storage)", {
@@ -356,14 +357,14 @@ export class Conference {
       d.device.media = this.#mediaOf(call);
     }
     void s.persist("dial-out", () =>
-      this.#storeMember({
+      storeMember(s.store, this.id, {
         aor,
         displayName: null,
         isAdmin: this.roster.user(aor)?.admin ?? false,
         deviceUri,
         joiningMethod: "dialed-out",
         at: now,
-      })).catch(() => {});
+      }, () => this.notifier.version)).catch(() => {});
     this.#timers.arm(call);
     this.#publish();
     if (videoChanged) this.#reofferOthers(call);
@@ -404,17 +405,8 @@ export class Conference {
     const changed = this.roster.setAdmin(aor, admin);
     const known = this.roster.user(aor) !== undefined;
     if (known) {
-      void s.persist("admin", () =>
-        s.store.upsertParticipant({
-          conferenceId: this.id,
-          aor,
-          displayName: this.roster.user(aor)?.displayName ?? null,
-          isAdmin: this.roster.user(aor)?.admin ?? false,
-          role: "participant",
-          state: "present",
-          joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
-          leftAt: null,
-        })).catch(() => {});
+      void s.persist("admin", () => storeRole(s.store, this.id, aor, () => this.roster.user(aor)))
+        .catch(() => {});
     }
     if (changed) this.#publish();
     return known;
@@ -543,16 +535,17 @@ export class Conference {
         });
         this.#dropCall(call, reason);
         this.roster.removeDevice(call.deviceUri);
-        const store = this.#services.store;
-        const userLeft = !this.roster.user(call.aor);
+        const left = {
+          aor: call.aor,
+          deviceUri: call.deviceUri,
+          userLeft: !this.roster.user(call.aor),
+        };
         const leftAt = Date.now();
         // Durable: retried through an outage so a restart does not resurrect the device.
-        void this.#services.persist("leave", async () => {
-          await store.removeDevice(this.id, call.deviceUri);
-          if (!userLeft) return;
-          const p = await store.getParticipant(this.id, call.aor);
-          if (p) await store.upsertParticipant({ ...p, state: "left", leftAt });
-        }).catch(() => {});
+        void this.#services.persist(
+          "leave",
+          () => storeLeave(this.#services.store, this.id, left, leftAt),
+        ).catch(() => {});
         this.#publish();
         this.#maybeEnd();
       },
@@ -583,38 +576,6 @@ export class Conference {
       });
     }
     this.#audio.addParticipant(call.id, mixParticipantOf(call.ports, call.audio));
-  }
-
-  /** Stores a present participant and its device (RFC 4575 user + endpoint). */
-  async #storeMember(m: {
-    aor: string;
-    displayName: string | null;
-    isAdmin: boolean;
-    deviceUri: string;
-    joiningMethod: "dialed-in" | "dialed-out";
-    at: number;
-  }): Promise<void> {
-    const store = this.#services.store;
-    await store.upsertParticipant({
-      conferenceId: this.id,
-      aor: m.aor,
-      displayName: m.displayName,
-      isAdmin: m.isAdmin,
-      role: "participant",
-      state: "present",
-      joinedAt: m.at,
-      leftAt: null,
-    });
-    await store.upsertDevice({
-      conferenceId: this.id,
-      aor: m.aor,
-      deviceUri: m.deviceUri,
-      name: null,
-      state: "present",
-      joiningMethod: m.joiningMethod,
-      joiningTime: m.at,
-      lastNotifyVersion: this.notifier.version,
-    });
   }
 
   /** A DTMF digit from a participant: the keypad controls (dtmf_controls.ts). */
