@@ -436,18 +436,7 @@ export class Conference {
     const s = this.#services;
     this.#timers.stop();
     await this.notifier.close("noresource");
-    const byes: Promise<void>[] = [];
-    for (const call of [...this.#calls.values()]) {
-      const session = call.session;
-      this.#dropCall(call, "ended");
-      if (session) {
-        byes.push(session.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {}));
-      }
-    }
-    this.#audio?.close();
-    this.#audio = undefined;
-    this.#video.close();
-    await Promise.all(byes);
+    await Promise.all(this.#hangUpAll("ended", `SIP;cause=200;text="${reason}"`));
     if (this.record.kind !== "dial-in") {
       try {
         this.record = await s.persist("end", () => s.store.endConference(this.id, Date.now()));
@@ -467,19 +456,10 @@ export class Conference {
     this.#timers.stop();
     this.#shuttingDown = true;
     this.#video.close();
-    const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
-    for (const call of [...this.#calls.values()]) {
-      const session = call.session;
-      this.#dropCall(call, "shutdown");
-      if (session) {
-        pending.push(
-          session.bye([["Reason", 'SIP;cause=503;text="Server shutting down"']]).catch(() => {}),
-        );
-      }
-    }
-    this.#audio?.close();
-    this.#audio = undefined;
-    this.#video.close();
+    const pending: Promise<unknown>[] = [
+      this.notifier.close("noresource").catch(() => {}),
+      ...this.#hangUpAll("shutdown", 'SIP;cause=503;text="Server shutting down"'),
+    ];
     let timer: TimerHandle | undefined;
     const grace = new Promise<void>((resolve) =>
       timer = this.#services.clock.setTimer(graceMs, resolve)
@@ -738,6 +718,20 @@ export class Conference {
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
     call.ports = undefined;
+  }
+
+  /** Drops every call and closes the media; the BYEs (with `reasonHeader`) as they go out. */
+  #hangUpAll(why: string, reasonHeader: string): Promise<void>[] {
+    const byes: Promise<void>[] = [];
+    for (const call of [...this.#calls.values()]) {
+      const session = call.session;
+      this.#dropCall(call, why);
+      if (session) byes.push(session.bye([["Reason", reasonHeader]]).catch(() => {}));
+    }
+    this.#audio?.close();
+    this.#audio = undefined;
+    this.#video.close();
+    return byes;
   }
 
   #maybeEnd(): void {
