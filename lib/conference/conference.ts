@@ -12,45 +12,41 @@ import type { Clock, TimerHandle } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import { InviteSession } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
-import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import { AudioConference } from "../media/audio_conference.ts";
-import { DtmfSequenceMatcher } from "../media/telephone_event.ts";
+import type { DtmfDigitEvent } from "../media/telephone_event.ts";
 import type { VideoConference } from "../media/video_conference.ts";
 import type { MediaTicker } from "../media/media_ticker.ts";
-import type { MediaPorts, PortPool } from "../media/port_pool.ts";
-import { parseNameAddr } from "../sip/headers.ts";
-import { bodyText, type SipRequest } from "../sip/message.ts";
+import type { PortPool } from "../media/port_pool.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { addressOfRecord } from "./conference_uri.ts";
+import { deviceUriOf, sdpBody } from "./join_request.ts";
 import type {
   AnswerOutcome,
+  LineLayout,
   LocalMediaCaps,
-  NegotiatedAudio,
-  NegotiatedMedia,
+  Negotiator,
   VideoCodecName,
 } from "./media_negotiation.ts";
 import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
+import { CallTimers } from "./call_timers.ts";
+import { handleRefer } from "./refer.ts";
+import { onControlDigit } from "./dtmf_controls.ts";
+import { storeLeave, storeMember, storeRole } from "./member_records.ts";
 import { Roster } from "./roster.ts";
-import { type LineLayout, VideoRouting } from "./video_routing.ts";
-
-/** Offer/answer functions (lib/sdp through media_negotiation). */
-export interface Negotiator {
-  answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
-  /** Our offer; with `previous` (our last SDP in the dialog) its m-line layout is kept. */
-  offer(caps: LocalMediaCaps, previous?: string): string;
-  parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
-  /** Audio and video of the answer to our offer (undefined when unusable). */
-  parseMedia(offer: string, answer: string): NegotiatedMedia | undefined;
-  /** The m-lines of an SDP, with the codecs of ours each lists (empty when malformed). */
-  mediaLines(sdp: string): (LineLayout & { readonly codecs: readonly string[] })[];
-  /** True when the offer asks for rtcp-mux (RFC 5761). */
-  offersRtcpMux(offer: string): boolean;
-}
+import {
+  type Call,
+  endpointMediaOf,
+  endpointStatusOf,
+  mixParticipantOf,
+  mixUpdateOf,
+  newCall,
+} from "./call.ts";
+import { VideoRouting } from "./video_routing.ts";
 
 /** Services a conference uses, provided by the focus. */
 export interface ConferenceServices {
@@ -81,75 +77,6 @@ export interface ConferenceServices {
   onEnded(conference: Conference): void;
 }
 
-/** One device's call with the focus. */
-interface Call {
-  readonly id: string;
-  readonly aor: string;
-  readonly deviceUri: string;
-  session: InviteSession | undefined;
-  ports: MediaPorts | undefined;
-  audio: NegotiatedAudio | undefined;
-  readonly joinedAt: number;
-  /** Since when RTP is expected from the device (join, or the end of a hold). */
-  rtpExpectedSince: number;
-  timeout: TimerHandle | undefined;
-  /** Muted by the focus (DTMF `*6` toggles it; RFC 4575 `muted-via-focus`). */
-  muted?: boolean;
-  dtmf?: DtmfSequenceMatcher;
-  /** SSRC of the device's audio as the focus receives it (RFC 4575 `src-id`), once seen. */
-  audioSsrc?: number;
-  /** See {@link ReofferCall}. */
-  reoffering?: boolean;
-  reofferAgain?: boolean;
-}
-
-/** DTMF sequence that toggles a participant's mute (as conference bridges do). */
-export const MUTE_TOGGLE_SEQUENCE = "*6";
-
-/**
- * DTMF sequence with which an admin locks or unlocks the conference (RFC 4353 §5.1 membership
- * policy; RFC 4575 §5.4 `locked`). Plain phones have no other way to reach conference policy:
- * SIP has no standard lock request (CCMP, RFC 6503, is HTTP), and Linphone 5.1 has no lock UI.
- */
-export const LOCK_TOGGLE_SEQUENCE = "*5";
-
-/** Longest interval between no-RTP checks; shorter timeouts are checked every timeout/2. */
-const NO_RTP_CHECK_MS = 5000;
-
-/** Extracts the SDP from a body that may be multipart/mixed (Linphone's factory INVITE). */
-export function sdpBody(request: SipRequest): string | undefined {
-  const type = request.contentType?.toLowerCase() ?? "";
-  if (request.body.length === 0) return undefined;
-  const text = bodyText(request);
-  if (type.startsWith("application/sdp")) return text;
-  if (type.startsWith("multipart/")) {
-    const m = /boundary="?([^";]+)"?/i.exec(request.contentType ?? "");
-    if (!m?.[1]) return undefined;
-    for (const part of text.split(`--${m[1]}`)) {
-      const split = part.indexOf("\r\n\r\n");
-      if (split < 0) continue;
-      const head = part.slice(0, split).toLowerCase();
-      if (head.includes("content-type: application/sdp")) {
-        return part.slice(split + 4).replace(/\r\n$/, "");
-      }
-    }
-  }
-  return undefined;
-}
-
-/** The device URI of a request's sender: its Contact (GRUU when present), else its From. */
-export function deviceUriOf(request: SipRequest): string {
-  const contact = request.headers.get("Contact");
-  if (contact !== undefined) {
-    try {
-      return formatUri(parseNameAddr(contact, "Contact").uri);
-    } catch {
-      // fall through
-    }
-  }
-  return formatUri(request.from.uri);
-}
-
 /** A live conference. */
 export class Conference {
   record: ConferenceRecord;
@@ -162,7 +89,7 @@ export class Conference {
   #ended = false;
   #shuttingDown = false;
   #everJoined = false;
-  #rtpCheck: TimerHandle | undefined;
+  readonly #timers: CallTimers;
   #nextCallId = 1;
   /** Admitted joins not yet in the roster, by AOR (count of devices). */
   readonly #pendingJoins = new Map<string, number>();
@@ -212,6 +139,24 @@ export class Conference {
       },
     });
     this.notifier.publish(this.roster.snapshot(true));
+    this.#timers = new CallTimers({
+      conferenceId: record.id,
+      clock: services.clock,
+      logger: services.logger,
+      callTimeoutMs: services.callTimeoutMs,
+      noRtpTimeoutMs: services.noRtpTimeoutMs,
+      calls: () => [...this.#calls.values()],
+      isCurrent: (call) => this.#calls.get(call.deviceUri) === call,
+      ended: () => this.#ended,
+      lastRtpAt: (call) => {
+        if (!this.#audio) return null;
+        try {
+          return this.#audio.participantStats(call.id).lastRtpAt;
+        } catch {
+          return null;
+        }
+      },
+    });
   }
 
   get id(): string {
@@ -272,14 +217,14 @@ export class Conference {
     const now = Date.now();
     try {
       await s.persist("join", () =>
-        this.#storeMember({
+        storeMember(s.store, this.id, {
           aor,
           displayName: display ?? null,
           isAdmin: this.roster.users.length === 0 || (this.roster.user(aor)?.admin ?? false),
           deviceUri,
           joiningMethod: "dialed-in",
           at: now,
-        }));
+        }, () => this.notifier.version));
     } catch (err) {
       const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 5;
       sr.respond(503, "Service Unavailable (storage)", {
@@ -299,17 +244,7 @@ export class Conference {
       void previous.session?.bye([["Reason", 'SIP;cause=200;text="Replaced"']]).catch(() => {});
     }
 
-    const call: Call = {
-      id: `c${this.#nextCallId++}`,
-      aor,
-      deviceUri,
-      session: undefined,
-      ports: undefined,
-      audio: undefined,
-      joinedAt: s.clock.now(),
-      rtpExpectedSince: s.clock.now(),
-      timeout: undefined,
-    };
+    const call = newCall({ id: `c${this.#nextCallId++}`, aor, deviceUri, now: s.clock.now() });
     let outcome: AnswerOutcome;
     try {
       call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
@@ -350,7 +285,7 @@ export class Conference {
         toTag: sr.toTag,
       },
     });
-    this.#armTimers(call);
+    this.#timers.arm(call);
     s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
     this.#publish();
     if (videoChanged) this.#reofferOthers(call);
@@ -383,17 +318,7 @@ export class Conference {
       joinedAt: now,
     });
     this.#publish();
-    const call: Call = {
-      id: callId,
-      aor,
-      deviceUri,
-      session: undefined,
-      ports,
-      audio: undefined,
-      joinedAt: s.clock.now(),
-      rtpExpectedSince: s.clock.now(),
-      timeout: undefined,
-    };
+    const call = newCall({ id: callId, aor, deviceUri, ports, now: s.clock.now() });
     const confUri = parseUri(this.record.uri);
     const result = await InviteSession.dial(s.ua, {
       uri: target,
@@ -432,15 +357,15 @@ export class Conference {
       d.device.media = this.#mediaOf(call);
     }
     void s.persist("dial-out", () =>
-      this.#storeMember({
+      storeMember(s.store, this.id, {
         aor,
         displayName: null,
         isAdmin: this.roster.user(aor)?.admin ?? false,
         deviceUri,
         joiningMethod: "dialed-out",
         at: now,
-      })).catch(() => {});
-    this.#armTimers(call);
+      }, () => this.notifier.version)).catch(() => {});
+    this.#timers.arm(call);
     this.#publish();
     if (videoChanged) this.#reofferOthers(call);
     return result.response.status;
@@ -457,87 +382,34 @@ export class Conference {
   /**
    * REFER to the focus (RFC 4579 §5.5; Flexisip semantics): `Refer-To: <uri>` invites,
    * `<uri;method=BYE>` removes, `;admin=true|false` sets the role. Only admins may refer
-   * (403). The implicit subscription (RFC 3515 §2.4.4) gets sipfrag NOTIFYs.
+   * (403). The implicit subscription (RFC 3515 §2.4.4) gets sipfrag NOTIFYs. See refer.ts.
    */
   refer(sr: ServerRequest, session: InviteSession | undefined): void {
-    const s = this.#services;
-    const req = sr.request;
-    const referrer = addressOfRecord(req.from.uri);
-    if (!this.roster.user(referrer)?.admin) {
-      sr.respond(403, "Forbidden (only conference admins may do that)");
-      return;
-    }
-    const referTo = req.headers.get("Refer-To");
-    let target: SipUri;
-    let admin: string | null | undefined;
-    try {
-      if (referTo === undefined) throw new SyntaxError("missing Refer-To");
-      const na = parseNameAddr(referTo, "Refer-To");
-      target = na.uri;
-      admin = target.params.get("admin") ?? na.params.get("admin");
-    } catch (err) {
-      sr.respond(400, `Bad Request (${(err as Error).message})`);
-      return;
-    }
-    const method = (target.params.get("method") ?? "INVITE")?.toUpperCase();
-    const aor = addressOfRecord(target);
-    const subOptions = {
-      event: "refer",
-      minExpires: 60,
-      maxExpires: 600,
-      defaultExpires: 60,
-      contact: s.contactFor(this.record, sr.flow),
-      events: { onRefresh: () => {}, onTerminated: () => {} },
-    };
-    let sub: Subscription;
-    if (session) {
-      sub = Subscription.implicit(s.ua, session.dialog, session.flow, subOptions);
-      sr.respond(202);
-    } else {
-      sub = Subscription.forRefer(s.ua, sr, subOptions);
-      sr.respond(202, undefined, { headers: [["Contact", subOptions.contact]] });
-    }
-    const frag = (status: number, reason: string, final: boolean) =>
-      sub.notify(
-        {
-          contentType: "message/sipfrag;version=2.0",
-          body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
-        },
-        final ? "noresource" : undefined,
-      );
+    handleRefer(
+      {
+        ua: this.#services.ua,
+        contact: (flow) => this.#services.contactFor(this.record, flow),
+        isAdmin: (aor) => this.roster.user(aor)?.admin ?? false,
+        setAdmin: (aor, admin) => this.#setAdmin(aor, admin),
+        eject: (aor) => this.eject(aor),
+        dialOut: (target, invitedBy) => this.dialOut(target, invitedBy),
+      },
+      sr,
+      session,
+    );
+  }
 
-    if (admin !== undefined && admin !== null && method !== "BYE") {
-      const changed = this.roster.setAdmin(aor, admin === "true" || admin === "1");
-      const known = this.roster.user(aor) !== undefined;
-      if (known) {
-        void s.persist("admin", () =>
-          s.store.upsertParticipant({
-            conferenceId: this.id,
-            aor,
-            displayName: this.roster.user(aor)?.displayName ?? null,
-            isAdmin: this.roster.user(aor)?.admin ?? false,
-            role: "participant",
-            state: "present",
-            joinedAt: this.roster.user(aor)?.joinedAt ?? Date.now(),
-            leftAt: null,
-          })).catch(() => {});
-      }
-      if (changed) this.#publish();
-      void frag(known ? 200 : 404, known ? "OK" : "Not Found", true);
-      return;
+  /** Sets a user's role (RFC 4579 §5.5 `admin`); false for a user not in the conference. */
+  #setAdmin(aor: string, admin: boolean): boolean {
+    const s = this.#services;
+    const changed = this.roster.setAdmin(aor, admin);
+    const known = this.roster.user(aor) !== undefined;
+    if (known) {
+      void s.persist("admin", () => storeRole(s.store, this.id, aor, () => this.roster.user(aor)))
+        .catch(() => {});
     }
-    if (method === "BYE") {
-      const ejected = this.eject(aor);
-      void frag(ejected ? 200 : 404, ejected ? "OK" : "Not Found", true);
-      return;
-    }
-    void frag(100, "Trying", false);
-    const cleanTarget: SipUri = { ...target, params: new Map(target.params), headers: new Map() };
-    cleanTarget.params.delete("method");
-    cleanTarget.params.delete("admin");
-    void this.dialOut(cleanTarget, formatUri(req.from.uri)).then((status) => {
-      void frag(status, status >= 200 && status < 300 ? "OK" : "Failed", true);
-    }).catch(() => void frag(500, "Server Internal Error", true));
+    if (changed) this.#publish();
+    return known;
   }
 
   /** Ejects every device of a user (the focus sends BYE, RFC 4353 §5.3). */
@@ -562,20 +434,9 @@ export class Conference {
     if (this.#ended) return;
     this.#ended = true;
     const s = this.#services;
-    this.#rtpCheck?.cancel();
+    this.#timers.stop();
     await this.notifier.close("noresource");
-    const byes: Promise<void>[] = [];
-    for (const call of [...this.#calls.values()]) {
-      const session = call.session;
-      this.#dropCall(call, "ended");
-      if (session) {
-        byes.push(session.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {}));
-      }
-    }
-    this.#audio?.close();
-    this.#audio = undefined;
-    this.#video.close();
-    await Promise.all(byes);
+    await Promise.all(this.#hangUpAll("ended", `SIP;cause=200;text="${reason}"`));
     if (this.record.kind !== "dial-in") {
       try {
         this.record = await s.persist("end", () => s.store.endConference(this.id, Date.now()));
@@ -592,22 +453,13 @@ export class Conference {
    * `graceMs` (a peer that never answers must not hold the process for Timer F).
    */
   async shutdown(graceMs = 500): Promise<void> {
-    this.#rtpCheck?.cancel();
+    this.#timers.stop();
     this.#shuttingDown = true;
     this.#video.close();
-    const pending: Promise<unknown>[] = [this.notifier.close("noresource").catch(() => {})];
-    for (const call of [...this.#calls.values()]) {
-      const session = call.session;
-      this.#dropCall(call, "shutdown");
-      if (session) {
-        pending.push(
-          session.bye([["Reason", 'SIP;cause=503;text="Server shutting down"']]).catch(() => {}),
-        );
-      }
-    }
-    this.#audio?.close();
-    this.#audio = undefined;
-    this.#video.close();
+    const pending: Promise<unknown>[] = [
+      this.notifier.close("noresource").catch(() => {}),
+      ...this.#hangUpAll("shutdown", 'SIP;cause=503;text="Server shutting down"'),
+    ];
     let timer: TimerHandle | undefined;
     const grace = new Promise<void>((resolve) =>
       timer = this.#services.clock.setTimer(graceMs, resolve)
@@ -649,11 +501,7 @@ export class Conference {
         call.audio = outcome.audio;
         this.#updateAudio(call);
         const videoChanged = this.#video.apply(call.id, outcome.video);
-        const d = this.roster.device(call.deviceUri);
-        if (d) {
-          d.device.media = this.#mediaOf(call);
-          d.device.status = this.#statusOf(call);
-        }
+        this.#refreshDevice(call);
         this.#publish();
         if (videoChanged) this.#reofferOthers(call);
         return { answer: outcome.answer };
@@ -667,16 +515,17 @@ export class Conference {
         });
         this.#dropCall(call, reason);
         this.roster.removeDevice(call.deviceUri);
-        const store = this.#services.store;
-        const userLeft = !this.roster.user(call.aor);
+        const left = {
+          aor: call.aor,
+          deviceUri: call.deviceUri,
+          userLeft: !this.roster.user(call.aor),
+        };
         const leftAt = Date.now();
         // Durable: retried through an outage so a restart does not resurrect the device.
-        void this.#services.persist("leave", async () => {
-          await store.removeDevice(this.id, call.deviceUri);
-          if (!userLeft) return;
-          const p = await store.getParticipant(this.id, call.aor);
-          if (p) await store.upsertParticipant({ ...p, state: "left", leftAt });
-        }).catch(() => {});
+        void this.#services.persist(
+          "leave",
+          () => storeLeave(this.#services.store, this.id, left, leftAt),
+        ).catch(() => {});
         this.#publish();
         this.#maybeEnd();
       },
@@ -694,7 +543,7 @@ export class Conference {
         clock: s.clock,
         ticker: s.ticker,
         mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
-        onDtmf: (participantId, event) => this.#onDtmf(participantId, event.digit, event.at),
+        onDtmf: (participantId, event) => this.#onDtmf(participantId, event),
         onActiveSpeakerChange: (participantId) => {
           this.#video.setActiveSpeaker(participantId);
           const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
@@ -706,75 +555,24 @@ export class Conference {
         onSourceId: (participantId, ssrc) => this.#onSourceId(participantId, ssrc),
       });
     }
-    const a = call.audio;
-    this.#audio.addParticipant(call.id, {
-      socket: call.ports.rtp,
-      ...(call.ports.rtcp ? { rtcpSocket: call.ports.rtcp } : {}),
-      rtcpMux: a.rtcpMux,
-      remote: a.remote,
-      ...(a.remoteRtcp ? { remoteRtcp: a.remoteRtcp } : {}),
-      payloadType: a.payloadType,
-      codec: a.codec,
-      clockRate: a.clockRate,
-      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
-      ...(a.audioLevelExtId !== undefined ? { audioLevelExtId: a.audioLevelExtId } : {}),
-      direction: a.direction,
-    });
+    this.#audio.addParticipant(call.id, mixParticipantOf(call.ports, call.audio));
   }
 
-  /** Stores a present participant and its device (RFC 4575 user + endpoint). */
-  async #storeMember(m: {
-    aor: string;
-    displayName: string | null;
-    isAdmin: boolean;
-    deviceUri: string;
-    joiningMethod: "dialed-in" | "dialed-out";
-    at: number;
-  }): Promise<void> {
-    const store = this.#services.store;
-    await store.upsertParticipant({
-      conferenceId: this.id,
-      aor: m.aor,
-      displayName: m.displayName,
-      isAdmin: m.isAdmin,
-      role: "participant",
-      state: "present",
-      joinedAt: m.at,
-      leftAt: null,
-    });
-    await store.upsertDevice({
-      conferenceId: this.id,
-      aor: m.aor,
-      deviceUri: m.deviceUri,
-      name: null,
-      state: "present",
-      joiningMethod: m.joiningMethod,
-      joiningTime: m.at,
-      lastNotifyVersion: this.notifier.version,
-    });
-  }
-
-  /**
-   * A DTMF digit from a participant (RFC 4733): `*6` toggles its mute via the focus; `*5`
-   * from an admin toggles the conference lock (ignored, and logged, from others).
-   */
-  #onDtmf(participantId: string, digit: string, at: number): void {
+  /** A DTMF digit from a participant: the keypad controls (dtmf_controls.ts). */
+  #onDtmf(participantId: string, event: DtmfDigitEvent): void {
     const call = this.#callById(participantId);
     if (!call || !this.#audio) return;
-    call.dtmf ??= new DtmfSequenceMatcher([MUTE_TOGGLE_SEQUENCE, LOCK_TOGGLE_SEQUENCE]);
-    const sequence = call.dtmf.feed(digit as Parameters<DtmfSequenceMatcher["feed"]>[0], at);
-    if (sequence === MUTE_TOGGLE_SEQUENCE) {
-      this.setMuted(call.deviceUri, !call.muted);
-    } else if (sequence === LOCK_TOGGLE_SEQUENCE) {
-      if (this.roster.user(call.aor)?.admin) {
-        this.setLocked(!this.roster.locked, call.aor);
-      } else {
-        this.#services.logger.info("lock request from a non-admin ignored", {
-          conference: this.id,
-          device: call.deviceUri,
-        });
-      }
-    }
+    onControlDigit(
+      {
+        conferenceId: this.id,
+        logger: this.#services.logger,
+        isAdmin: (aor) => this.roster.user(aor)?.admin ?? false,
+        toggleMute: (c) => this.setMuted(c.deviceUri, !c.muted),
+        toggleLock: (by) => this.setLocked(!this.roster.locked, by),
+      },
+      call,
+      event,
+    );
   }
 
   /**
@@ -810,7 +608,7 @@ export class Conference {
     call.muted = muted;
     this.#audio.setMuted(call.id, muted);
     const d = this.roster.device(deviceUri);
-    if (d) d.device.status = this.#statusOf(call);
+    if (d) d.device.status = endpointStatusOf(call);
     this.#services.logger.info(muted ? "participant muted" : "participant unmuted", {
       conference: this.id,
       device: deviceUri,
@@ -826,37 +624,20 @@ export class Conference {
       this.#startAudio(call);
       return;
     }
-    this.#audio.updateParticipant(call.id, {
-      remote: a.remote,
-      direction: a.direction,
-      payloadType: a.payloadType,
-      codec: a.codec,
-      clockRate: a.clockRate,
-      ...(a.telephoneEventPt !== undefined ? { telephoneEventPt: a.telephoneEventPt } : {}),
-    });
-  }
-
-  /**
-   * RFC 4575 §5.6 endpoint status of a connected call: `on-hold` while the device holds
-   * (our answer is recvonly or inactive, RFC 3264 §8.4), else `muted-via-focus` when the focus
-   * mutes it, else `connected`. Hold and mute are independent and survive each other.
-   */
-  #statusOf(call: Call): "on-hold" | "muted-via-focus" | "connected" {
-    const direction = call.audio?.direction;
-    if (direction === "inactive" || direction === "recvonly") return "on-hold";
-    return call.muted ? "muted-via-focus" : "connected";
+    this.#audio.updateParticipant(call.id, mixUpdateOf(a));
   }
 
   #mediaOf(call: Call): MediaSnapshot[] {
-    const video = this.#video.mediaOf(call.id);
-    if (!call.audio) return video;
-    return [{
-      id: "1",
-      type: "audio",
-      label: "1",
-      ...(call.audioSsrc !== undefined ? { srcId: String(call.audioSsrc) } : {}),
-      status: call.audio.direction,
-    }, ...video];
+    return endpointMediaOf(call, this.#video.mediaOf(call.id));
+  }
+
+  /** The call's offer/answer changed: its endpoint's media and status again (RFC 4575 §5.7). */
+  #refreshDevice(call: Call): void {
+    const d = this.roster.device(call.deviceUri);
+    if (d) {
+      d.device.media = this.#mediaOf(call);
+      d.device.status = endpointStatusOf(call);
+    }
   }
 
   /**
@@ -916,11 +697,7 @@ export class Conference {
           this.#updateAudio(call);
         }
         const changed = this.#video.apply(call.id, media.video);
-        const d = this.roster.device(call.deviceUri);
-        if (d) {
-          d.device.media = this.#mediaOf(call);
-          d.device.status = this.#statusOf(call);
-        }
+        this.#refreshDevice(call);
         this.#publish();
         return changed;
       },
@@ -934,55 +711,27 @@ export class Conference {
     return undefined;
   }
 
-  #armTimers(call: Call): void {
-    const s = this.#services;
-    if (s.callTimeoutMs > 0) {
-      call.timeout = s.clock.setTimer(s.callTimeoutMs, () => {
-        if (this.#calls.get(call.deviceUri) !== call) return;
-        const session = call.session;
-        s.logger.info("call timeout", { conference: this.id, device: call.deviceUri });
-        void session?.bye([["Reason", 'SIP;cause=200;text="Call timeout"']]).catch(() => {});
-      });
-    }
-    if (s.noRtpTimeoutMs > 0 && !this.#rtpCheck) this.#scheduleRtpCheck();
-  }
-
-  #scheduleRtpCheck(): void {
-    const s = this.#services;
-    const interval = Math.max(1, Math.min(NO_RTP_CHECK_MS, s.noRtpTimeoutMs / 2));
-    this.#rtpCheck = s.clock.setTimer(interval, () => {
-      this.#rtpCheck = undefined;
-      if (this.#ended) return;
-      const now = s.clock.now();
-      for (const call of [...this.#calls.values()]) {
-        // Only a device that is meant to send (sendrecv; not on hold, not listen-only).
-        if (!this.#audio || call.audio?.direction !== "sendrecv") continue;
-        let last: number | undefined;
-        try {
-          last = this.#audio.participantStats(call.id).lastRtpAt;
-        } catch {
-          continue;
-        }
-        if (now - Math.max(last ?? -Infinity, call.rtpExpectedSince) > s.noRtpTimeoutMs) {
-          s.logger.info("no RTP, hanging up", { conference: this.id, device: call.deviceUri });
-          void call.session?.bye([["Reason", 'SIP;cause=408;text="No RTP"']]).catch(() => {});
-        }
-      }
-      if (this.#calls.size > 0) this.#scheduleRtpCheck();
-    });
-  }
-
   #dropCall(call: Call, _reason: string): void {
     if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
     if (this.#video.dropCall(call.id)) this.#reofferOthers(call);
-    call.timeout?.cancel();
+    this.#timers.disarm(call, this.#calls.size);
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
     call.ports = undefined;
-    if (this.#calls.size === 0) {
-      this.#rtpCheck?.cancel();
-      this.#rtpCheck = undefined;
+  }
+
+  /** Drops every call and closes the media; the BYEs (with `reasonHeader`) as they go out. */
+  #hangUpAll(why: string, reasonHeader: string): Promise<void>[] {
+    const byes: Promise<void>[] = [];
+    for (const call of [...this.#calls.values()]) {
+      const session = call.session;
+      this.#dropCall(call, why);
+      if (session) byes.push(session.bye([["Reason", reasonHeader]]).catch(() => {}));
     }
+    this.#audio?.close();
+    this.#audio = undefined;
+    this.#video.close();
+    return byes;
   }
 
   #maybeEnd(): void {

@@ -19,14 +19,15 @@ import { formatUri } from "../sip/uri.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { StoreUnavailableError } from "../storage/store.ts";
 import type { Flow, TransportName } from "../transport/flow.ts";
-import { Conference, type ConferenceServices, type Negotiator, sdpBody } from "./conference.ts";
+import { Conference, type ConferenceServices } from "./conference.ts";
+import { sdpBody } from "./join_request.ts";
 import {
   conferenceUri,
   isPlausibleConferenceId,
   newConferenceId,
   sameUserHost,
 } from "./conference_uri.ts";
-import type { LocalMediaCaps, VideoCodecName } from "./media_negotiation.ts";
+import type { LocalMediaCaps, Negotiator, VideoCodecName } from "./media_negotiation.ts";
 
 /** A factory URI and the focus URI template of the conferences it creates. */
 export interface FactoryBinding {

@@ -111,3 +111,24 @@ export interface LocalMediaCaps {
   /** Video, when the conference may carry it. */
   readonly video?: VideoCaps;
 }
+
+/** The m-line layout of a call's last SDP, for re-offers. */
+export interface LineLayout {
+  readonly index: number;
+  readonly type: string;
+  readonly port: number;
+}
+
+/** Offer/answer functions (RFC 3264) the focus uses; `sdp_negotiator.ts` implements them over lib/sdp. */
+export interface Negotiator {
+  answer(offer: string, caps: LocalMediaCaps): AnswerOutcome;
+  /** Our offer; with `previous` (our last SDP in the dialog) its m-line layout is kept. */
+  offer(caps: LocalMediaCaps, previous?: string): string;
+  parseAnswer(offer: string, answer: string): NegotiatedAudio | undefined;
+  /** Audio and video of the answer to our offer (undefined when unusable). */
+  parseMedia(offer: string, answer: string): NegotiatedMedia | undefined;
+  /** The m-lines of an SDP, with the codecs of ours each lists (empty when malformed). */
+  mediaLines(sdp: string): (LineLayout & { readonly codecs: readonly string[] })[];
+  /** True when the offer asks for rtcp-mux (RFC 5761). */
+  offersRtcpMux(offer: string): boolean;
+}

@@ -12,8 +12,7 @@
 import type { Clock } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import type { InviteSession } from "../dialog/invite_session.ts";
-import type { NegotiatedMedia } from "./media_negotiation.ts";
-import type { LineLayout } from "./video_routing.ts";
+import type { LineLayout, NegotiatedMedia } from "./media_negotiation.ts";
 
 /** A call as the re-offer sees it (the conference's call record satisfies it). */
 export interface ReofferCall {

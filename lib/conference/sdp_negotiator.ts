@@ -15,13 +15,13 @@ import type {
   NegotiatedStream,
   OfferStream,
 } from "../sdp/sdp_types.ts";
-import type { Negotiator } from "./conference.ts";
 import type {
   AnswerOutcome,
   LocalMediaCaps,
   NegotiatedAudio,
   NegotiatedMedia,
   NegotiatedVideo,
+  Negotiator,
   VideoAllocation,
 } from "./media_negotiation.ts";
 

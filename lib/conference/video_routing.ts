@@ -34,6 +34,7 @@ import type { AvailableMediaSnapshot, MediaSnapshot } from "../events/conference
 import type { MediaPorts, PortPool } from "../media/port_pool.ts";
 import { VideoConference } from "../media/video_conference.ts";
 import type {
+  LineLayout,
   NegotiatedVideo,
   OfferedVideoLine,
   VideoAllocation,
@@ -53,13 +54,6 @@ export interface VideoRoutingOptions {
   readonly random?: () => number;
   /** Something conference-info shows changed (labels, SSRCs, the conference's media). */
   readonly onChange: () => void;
-}
-
-/** The m-line layout of a call's last SDP, for re-offers. */
-export interface LineLayout {
-  readonly index: number;
-  readonly type: string;
-  readonly port: number;
 }
 
 interface VideoLine {
