@@ -8,67 +8,35 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../config/clock.ts";
-import type { Logger } from "../config/log.ts";
+import type { TimerHandle } from "../config/clock.ts";
 import { InviteSession } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
-import { AudioConference } from "../media/audio_conference.ts";
 import type { DtmfDigitEvent } from "../media/telephone_event.ts";
 import type { VideoConference } from "../media/video_conference.ts";
-import type { MediaTicker } from "../media/media_ticker.ts";
-import type { PortPool } from "../media/port_pool.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { Flow } from "../transport/flow.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import { addressOfRecord } from "./conference_uri.ts";
 import { deviceUriOf, sdpBody } from "./join_request.ts";
-import type {
-  AnswerOutcome,
-  LineLayout,
-  LocalMediaCaps,
-  Negotiator,
-  VideoCodecName,
-} from "./media_negotiation.ts";
-import { type ReofferCall, reofferCall, type ReofferHost } from "./media_reoffer.ts";
+import type { AnswerOutcome } from "./media_negotiation.ts";
 import { CallTimers } from "./call_timers.ts";
 import { handleRefer } from "./refer.ts";
 import { onControlDigit } from "./dtmf_controls.ts";
 import { storeLeave, storeMember, storeRole } from "./member_records.ts";
 import { Roster } from "./roster.ts";
-import {
-  type Call,
-  endpointMediaOf,
-  endpointStatusOf,
-  mixParticipantOf,
-  mixUpdateOf,
-  newCall,
-} from "./call.ts";
-import { VideoRouting } from "./video_routing.ts";
+import { type Call, endpointStatusOf, newCall } from "./call.ts";
+import { ConferenceMedia, type ConferenceMediaServices } from "./conference_media.ts";
 
 /** Services a conference uses, provided by the focus. */
-export interface ConferenceServices {
+export interface ConferenceServices extends ConferenceMediaServices {
   readonly ua: UserAgent;
   readonly store: Store;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly ports: PortPool;
-  readonly ticker: MediaTicker;
-  readonly negotiator: Negotiator;
-  readonly mediaAddress: string;
-  readonly audioCodecs: LocalMediaCaps["audioCodecs"];
-  /** The `video-port` pool (default: the audio pool). */
-  readonly videoPorts?: PortPool;
-  /** Video codecs the SFU forwards; empty or absent: video m-lines get port 0. */
-  readonly videoCodecs?: readonly VideoCodecName[];
   readonly callTimeoutMs: number;
   readonly noRtpTimeoutMs: number;
   readonly maxParticipants: number;
-  readonly maxSpeakers: number;
-  /** Join/leave/alone tones mixed in (config `announcements`). */
-  readonly announcements: boolean;
   /** Contact (with `isfocus`) for dialogs of this conference on `flow`. */
   contactFor(conference: ConferenceRecord, flow: Flow | undefined): string;
   /** Persists work that must not be lost; rejects with StoreUnavailableError. */
@@ -84,8 +52,7 @@ export class Conference {
   readonly notifier: ConferenceNotifier;
   readonly #services: ConferenceServices;
   readonly #calls = new Map<string, Call>();
-  #audio: AudioConference | undefined;
-  readonly #video: VideoRouting;
+  readonly #media: ConferenceMedia;
   #ended = false;
   #shuttingDown = false;
   #everJoined = false;
@@ -97,21 +64,23 @@ export class Conference {
   constructor(record: ConferenceRecord, services: ConferenceServices) {
     this.record = record;
     this.#services = services;
-    const media = record.options.mediaTypes ?? ["audio"];
-    this.#video = new VideoRouting({
+    this.#media = new ConferenceMedia(services, {
       conferenceId: record.id,
-      clock: services.clock,
-      logger: services.logger,
-      ports: services.videoPorts ?? services.ports,
-      codecs: media.includes("video") ? services.videoCodecs ?? [] : [],
-      onChange: () => this.#refreshMedia(),
+      mediaTypes: record.options.mediaTypes ?? ["audio"],
+      calls: () => this.#calls.values(),
+      callById: (id) => this.#callById(id),
+      active: () => !this.#ended && !this.#shuttingDown,
+      onDigit: (call, event) => this.#onDtmf(call, event),
+      refreshDevice: (call) => this.#refreshDevice(call),
+      refreshAll: () => this.#refreshMedia(),
+      publish: () => this.#publish(),
     });
     this.roster = new Roster({
       entity: record.uri,
       subject: record.subject,
       maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
       locked: record.options.locked ?? false,
-      availableMedia: this.#video.availableMedia(this.record.options.mediaTypes ?? ["audio"]),
+      availableMedia: this.#media.availableMedia(),
       ...(record.startsAt !== null || record.endsAt !== null
         ? {
           times: {
@@ -148,14 +117,7 @@ export class Conference {
       calls: () => [...this.#calls.values()],
       isCurrent: (call) => this.#calls.get(call.deviceUri) === call,
       ended: () => this.#ended,
-      lastRtpAt: (call) => {
-        if (!this.#audio) return null;
-        try {
-          return this.#audio.participantStats(call.id).lastRtpAt;
-        } catch {
-          return null;
-        }
-      },
+      lastRtpAt: (call) => this.#media.lastRtpAt(call),
     });
   }
 
@@ -169,7 +131,7 @@ export class Conference {
 
   /** The conference's video streams and forwarder, once a video line started (statistics). */
   get videoMedia(): VideoConference | undefined {
-    return this.#video.media;
+    return this.#media.videoMedia;
   }
 
   /** Number of calls (devices connected through us). */
@@ -248,25 +210,24 @@ export class Conference {
     let outcome: AnswerOutcome;
     try {
       call.ports = s.ports.allocate({ rtcpPort: !s.negotiator.offersRtcpMux(offer) });
-      this.#video.noteOffer(call.id, s.negotiator.mediaLines(offer));
-      outcome = s.negotiator.answer(offer, this.#caps(call.ports.port, call.id));
+      this.#media.noteOffer(call.id, offer);
+      outcome = s.negotiator.answer(offer, this.#media.caps(call.ports.port, call.id));
     } catch (err) {
-      this.#video.abandon(call.id);
+      this.#media.abandon(call.id);
       if (call.ports) void s.ports.release(call.ports);
       s.logger.warn("cannot allocate media", { conference: this.id, error: err as Error });
       sr.respond(503, "Service Unavailable (no media port)");
       return;
     }
     if (!outcome.ok) {
-      this.#video.abandon(call.id);
+      this.#media.abandon(call.id);
       void s.ports.release(call.ports);
       sr.respond(outcome.status, outcome.reason);
       return;
     }
     call.audio = outcome.audio;
     this.#calls.set(deviceUri, call);
-    this.#startAudio(call);
-    const videoChanged = this.#video.apply(call.id, outcome.video);
+    const videoChanged = this.#media.apply(call, outcome.video);
     call.session = InviteSession.accept(s.ua, sr, {
       answer: outcome.answer,
       contact: s.contactFor(this.record, sr.flow),
@@ -288,7 +249,7 @@ export class Conference {
     this.#timers.arm(call);
     s.logger.info("participant joined", { conference: this.id, aor, device: deviceUri });
     this.#publish();
-    if (videoChanged) this.#reofferOthers(call);
+    if (videoChanged) this.#media.reofferOthers(call);
   }
 
   // ------------------------------------------------------------------------------------
@@ -306,9 +267,7 @@ export class Conference {
     if (refusal) return refusal.status;
     const ports = s.ports.allocate({ rtcpPort: true });
     const callId = `c${this.#nextCallId++}`;
-    const offer = s.negotiator.offer(
-      this.#caps(ports.port, callId, { layout: [], offerVideo: this.#video.hasVideo }),
-    );
+    const offer = s.negotiator.offer(this.#media.dialOutCaps(ports.port, callId));
     const now = Date.now();
     const deviceUri = formatUri(target);
     this.roster.upsertDevice(aor, undefined, {
@@ -333,7 +292,7 @@ export class Conference {
     }, this.#sessionEvents(call));
     if (!result.session || this.#ended) {
       result.session?.bye().catch(() => {});
-      this.#video.abandon(callId);
+      this.#media.abandon(callId);
       void s.ports.release(ports);
       this.roster.removeDevice(deviceUri);
       this.#publish();
@@ -348,8 +307,7 @@ export class Conference {
     const answered = s.negotiator.parseMedia(offer, result.session.remoteSdp ?? "");
     call.audio = answered?.audio;
     this.#calls.set(deviceUri, call);
-    this.#startAudio(call);
-    const videoChanged = this.#video.apply(call.id, answered?.video ?? []);
+    const videoChanged = this.#media.apply(call, answered?.video ?? []);
     this.#everJoined = true;
     const d = this.roster.device(deviceUri);
     if (d) {
@@ -367,7 +325,7 @@ export class Conference {
       }, () => this.notifier.version)).catch(() => {});
     this.#timers.arm(call);
     this.#publish();
-    if (videoChanged) this.#reofferOthers(call);
+    if (videoChanged) this.#media.reofferOthers(call);
     return result.response.status;
   }
 
@@ -455,7 +413,7 @@ export class Conference {
   async shutdown(graceMs = 500): Promise<void> {
     this.#timers.stop();
     this.#shuttingDown = true;
-    this.#video.close();
+    this.#media.close();
     const pending: Promise<unknown>[] = [
       this.notifier.close("noresource").catch(() => {}),
       ...this.#hangUpAll("shutdown", 'SIP;cause=503;text="Server shutting down"'),
@@ -470,28 +428,16 @@ export class Conference {
 
   // ------------------------------------------------------------------------------------
 
-  #caps(
-    port: number,
-    callId: string,
-    offer?: { readonly layout: readonly LineLayout[]; readonly offerVideo: boolean },
-  ): LocalMediaCaps {
-    const video = this.#video.caps(callId, offer);
-    return {
-      address: this.#services.mediaAddress,
-      audioCodecs: this.#services.audioCodecs,
-      audioPort: port,
-      ...(video ? { video } : {}),
-    };
-  }
-
   #sessionEvents(call: Call) {
     return {
       onOffer: (offer: string) => {
-        const negotiator = this.#services.negotiator;
-        this.#video.noteOffer(call.id, negotiator.mediaLines(offer));
-        const outcome = negotiator.answer(offer, this.#caps(call.ports?.port ?? 0, call.id));
+        this.#media.noteOffer(call.id, offer);
+        const outcome = this.#services.negotiator.answer(
+          offer,
+          this.#media.caps(call.ports?.port ?? 0, call.id),
+        );
         if (!outcome.ok) {
-          this.#video.abandon(call.id);
+          this.#media.abandon(call.id);
           return { status: outcome.status, reason: outcome.reason };
         }
         // RTP is expected again from the moment a held (or listen-only) call resumes.
@@ -499,11 +445,10 @@ export class Conference {
           call.rtpExpectedSince = this.#services.clock.now();
         }
         call.audio = outcome.audio;
-        this.#updateAudio(call);
-        const videoChanged = this.#video.apply(call.id, outcome.video);
+        const videoChanged = this.#media.apply(call, outcome.video);
         this.#refreshDevice(call);
         this.#publish();
-        if (videoChanged) this.#reofferOthers(call);
+        if (videoChanged) this.#media.reofferOthers(call);
         return { answer: outcome.answer };
       },
       onEnded: (reason: string) => {
@@ -535,33 +480,8 @@ export class Conference {
     };
   }
 
-  #startAudio(call: Call): void {
-    const s = this.#services;
-    if (!call.audio || !call.ports) return;
-    if (!this.#audio) {
-      this.#audio = new AudioConference({
-        clock: s.clock,
-        ticker: s.ticker,
-        mixer: { maxSpeakers: s.maxSpeakers, announcements: s.announcements },
-        onDtmf: (participantId, event) => this.#onDtmf(participantId, event),
-        onActiveSpeakerChange: (participantId) => {
-          this.#video.setActiveSpeaker(participantId);
-          const speaker = [...this.#calls.values()].find((c) => c.id === participantId);
-          s.logger.debug("active speaker", {
-            conference: this.id,
-            device: speaker?.deviceUri ?? null,
-          });
-        },
-        onSourceId: (participantId, ssrc) => this.#onSourceId(participantId, ssrc),
-      });
-    }
-    this.#audio.addParticipant(call.id, mixParticipantOf(call.ports, call.audio));
-  }
-
   /** A DTMF digit from a participant: the keypad controls (dtmf_controls.ts). */
-  #onDtmf(participantId: string, event: DtmfDigitEvent): void {
-    const call = this.#callById(participantId);
-    if (!call || !this.#audio) return;
+  #onDtmf(call: Call, event: DtmfDigitEvent): void {
     onControlDigit(
       {
         conferenceId: this.id,
@@ -596,7 +516,7 @@ export class Conference {
       const options = { ...this.record.options, locked: this.roster.locked };
       this.record = await s.store.updateConference(this.id, { options });
     }).catch(() => {});
-    this.#audio?.playTone(locked ? "locked" : "unlocked");
+    this.#media.playTone(locked ? "locked" : "unlocked");
     this.#publish();
     return true;
   }
@@ -604,9 +524,8 @@ export class Conference {
   /** Mutes or unmutes a device via the focus (RFC 4575 endpoint status `muted-via-focus`). */
   setMuted(deviceUri: string, muted: boolean): boolean {
     const call = this.#calls.get(deviceUri);
-    if (!call || !this.#audio) return false;
+    if (!call || !this.#media.setMuted(call, muted)) return false;
     call.muted = muted;
-    this.#audio.setMuted(call.id, muted);
     const d = this.roster.device(deviceUri);
     if (d) d.device.status = endpointStatusOf(call);
     this.#services.logger.info(muted ? "participant muted" : "participant unmuted", {
@@ -617,18 +536,8 @@ export class Conference {
     return true;
   }
 
-  #updateAudio(call: Call): void {
-    const a = call.audio;
-    if (!this.#audio || !a) return;
-    if (!this.#audio.participantIds.includes(call.id)) {
-      this.#startAudio(call);
-      return;
-    }
-    this.#audio.updateParticipant(call.id, mixUpdateOf(a));
-  }
-
   #mediaOf(call: Call): MediaSnapshot[] {
-    return endpointMediaOf(call, this.#video.mediaOf(call.id));
+    return this.#media.mediaOf(call);
   }
 
   /** The call's offer/answer changed: its endpoint's media and status again (RFC 4575 §5.7). */
@@ -640,21 +549,6 @@ export class Conference {
     }
   }
 
-  /**
-   * A device's audio SSRC was first seen (or changed, RFC 3550 §8.2): conference-info shows
-   * it as the media `src-id` (RFC 4575 §5.7.1.3), the value the mixer lists as that device's
-   * CSRC in what others receive, so clients can tell who is speaking.
-   */
-  #onSourceId(participantId: string, ssrc: number): void {
-    const call = this.#callById(participantId);
-    if (!call || call.audioSsrc === ssrc) return;
-    call.audioSsrc = ssrc;
-    const d = this.roster.device(call.deviceUri);
-    if (!d) return;
-    d.device.media = this.#mediaOf(call);
-    this.#publish();
-  }
-
   /** Video labels or SSRCs changed: every device's media elements again, then publish. */
   #refreshMedia(): void {
     for (const call of this.#calls.values()) {
@@ -664,48 +558,6 @@ export class Conference {
     this.#publish();
   }
 
-  /** The conference's media changed: re-INVITE the calls that do not reflect it yet. */
-  #reofferOthers(except: ReofferCall): void {
-    if (this.#ended || this.#shuttingDown) return;
-    for (const call of this.#calls.values()) {
-      if (call !== except && this.#video.needsReoffer(call.id)) {
-        void reofferCall(this.#reofferHost(), call);
-      }
-    }
-  }
-
-  /** The conference's side of {@link reofferCall}. */
-  #reofferHost(): ReofferHost {
-    return {
-      clock: this.#services.clock,
-      logger: this.#services.logger,
-      needed: (c) =>
-        !this.#ended && !this.#shuttingDown && this.#callById(c.id) !== undefined &&
-        this.#video.needsReoffer(c.id),
-      offer: (c, layout, previous) => {
-        const port = this.#callById(c.id)?.ports?.port ?? 0;
-        const caps = this.#caps(port, c.id, { layout, offerVideo: this.#video.hasVideo });
-        return this.#services.negotiator.offer(caps, previous);
-      },
-      layout: (sdp) => this.#services.negotiator.mediaLines(sdp),
-      parse: (offer, answer) => this.#services.negotiator.parseMedia(offer, answer),
-      answered: (c, media) => {
-        const call = this.#callById(c.id);
-        if (!call) return false;
-        if (media.audio) {
-          call.audio = media.audio;
-          this.#updateAudio(call);
-        }
-        const changed = this.#video.apply(call.id, media.video);
-        this.#refreshDevice(call);
-        this.#publish();
-        return changed;
-      },
-      failed: (c) => this.#video.abandon(c.id),
-      changed: (c) => this.#reofferOthers(c),
-    };
-  }
-
   #callById(id: string): Call | undefined {
     for (const call of this.#calls.values()) if (call.id === id) return call;
     return undefined;
@@ -713,9 +565,8 @@ export class Conference {
 
   #dropCall(call: Call, _reason: string): void {
     if (this.#calls.get(call.deviceUri) === call) this.#calls.delete(call.deviceUri);
-    if (this.#video.dropCall(call.id)) this.#reofferOthers(call);
+    this.#media.dropCall(call);
     this.#timers.disarm(call, this.#calls.size);
-    if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
     if (call.ports) void this.#services.ports.release(call.ports);
     call.ports = undefined;
   }
@@ -728,9 +579,7 @@ export class Conference {
       this.#dropCall(call, why);
       if (session) byes.push(session.bye([["Reason", reasonHeader]]).catch(() => {}));
     }
-    this.#audio?.close();
-    this.#audio = undefined;
-    this.#video.close();
+    this.#media.close();
     return byes;
   }
 
@@ -744,9 +593,7 @@ export class Conference {
 
   #publish(): void {
     if (this.#ended) return;
-    this.roster.availableMedia = this.#video.availableMedia(
-      this.record.options.mediaTypes ?? ["audio"],
-    );
+    this.roster.availableMedia = this.#media.availableMedia();
     this.notifier.publish(this.roster.snapshot(true));
   }
 }
