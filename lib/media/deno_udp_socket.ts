@@ -35,6 +35,7 @@ const MAX_QUEUED_SENDS = 1024;
  */
 export class DenoUdpSocket implements UdpSocket {
   readonly backend = "deno";
+  readonly synchronousSend = false;
   readonly #conn: Deno.DatagramConn;
   readonly hostname: string;
   readonly port: number;

@@ -196,6 +196,7 @@ let nextId = 1;
 /** A libc UDP socket; see the module documentation. */
 export class FfiUdpSocket implements UdpSocket {
   readonly backend = "ffi";
+  readonly synchronousSend = true;
   readonly hostname: string;
   readonly port: number;
   /** The file descriptor (closed by {@link close}). */

@@ -272,14 +272,31 @@ export function serializePlainRtp(
   payload: Uint8Array,
 ): Uint8Array {
   const buf = new Uint8Array(RTP_HEADER_SIZE + payload.length);
-  buf[0] = 0x80;
-  buf[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
-  buf[2] = (sequenceNumber >> 8) & 0xff;
-  buf[3] = sequenceNumber & 0xff;
-  writeU32(buf, 4, timestamp);
-  writeU32(buf, 8, ssrc);
-  buf.set(payload, RTP_HEADER_SIZE);
+  writePlainRtp(buf, marker, payloadType, sequenceNumber, timestamp, ssrc, payload);
   return buf;
+}
+
+/**
+ * Writes what {@link serializePlainRtp} returns into `out` (at least 12 + payload bytes
+ * long) and returns the packet's length: for a caller that reuses one buffer.
+ */
+export function writePlainRtp(
+  out: Uint8Array,
+  marker: boolean,
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  payload: Uint8Array,
+): number {
+  out[0] = 0x80;
+  out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  out[2] = (sequenceNumber >> 8) & 0xff;
+  out[3] = sequenceNumber & 0xff;
+  writeU32(out, 4, timestamp);
+  writeU32(out, 8, ssrc);
+  out.set(payload, RTP_HEADER_SIZE);
+  return RTP_HEADER_SIZE + payload.length;
 }
 
 function writeExtensions(

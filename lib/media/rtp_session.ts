@@ -22,10 +22,12 @@ import {
 } from "./rtcp.ts";
 import {
   parseRtp,
+  RTP_HEADER_SIZE,
   type RtpHeaderExtension,
   type RtpPacket,
   serializePlainRtp,
   serializeRtp,
+  writePlainRtp,
 } from "./rtp.ts";
 import { ReceiveStatistics } from "./rtp_receive_stats.ts";
 import type { UdpAddress, UdpSocket } from "./udp_socket.ts";
@@ -112,6 +114,18 @@ export interface RtpSessionStats {
   readonly rttMs: number | undefined;
   /** Last report block the peer sent about our stream. */
   readonly remoteReport: ReportBlock | undefined;
+}
+
+/**
+ * One buffer for outgoing plain RTP packets on sockets whose `send` is done with the data
+ * when it returns (the libc backend): no allocation per packet. Views of each length are
+ * kept, so a steady stream allocates nothing at all.
+ */
+const SCRATCH = new Uint8Array(RTP_HEADER_SIZE + 1500);
+const scratchViews: (Uint8Array | undefined)[] = [];
+
+function scratchView(length: number): Uint8Array {
+  return scratchViews[length] ??= SCRATCH.subarray(0, length);
 }
 
 function isUnspecified(addr: UdpAddress | undefined): boolean {
@@ -266,7 +280,13 @@ export class RtpSession {
     this.#needMarker = false;
     const payloadType = options?.payloadType ?? this.#payloadType;
     const extensions = options?.extensions;
-    const bytes = extensions === undefined || extensions.length === 0
+    const plain = extensions === undefined || extensions.length === 0;
+    const socket = this.#o.socket;
+    const bytes = plain && socket.synchronousSend && payload.length <= 1500
+      ? scratchView(
+        writePlainRtp(SCRATCH, marker, payloadType, this.#seq, timestamp, this.ssrc, payload),
+      )
+      : plain
       ? serializePlainRtp(marker, payloadType, this.#seq, timestamp, this.ssrc, payload)
       : serializeRtp({
         marker,
@@ -279,7 +299,7 @@ export class RtpSession {
         payload,
       });
     this.#seq = (this.#seq + 1) & 0xffff;
-    this.#o.socket.send(bytes, to);
+    socket.send(bytes, to);
     this.#packetsSent++;
     this.#bytesSent += payload.length;
     this.#sentSinceReport++;

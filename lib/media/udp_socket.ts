@@ -54,11 +54,16 @@ export interface UdpSocket {
   readonly closed: boolean;
   /** Send/receive counters. */
   readonly stats: UdpSocketStats;
+  /**
+   * True when `send` is done with `data` once it returns (the caller may reuse the array);
+   * false when the datagram leaves later and `data` must stay untouched.
+   */
+  readonly synchronousSend: boolean;
   /** Datagrams accepted by `send` that have not left yet. */
   readonly queuedSends: number;
   /** Sets the receiver (and starts receiving on first call). */
   onDatagram(handler: DatagramHandler): void;
-  /** Sends one datagram after those already sent; `data` must not be modified afterwards. */
+  /** Sends one datagram after those already sent (see {@link synchronousSend} for `data`). */
   send(data: Uint8Array, to: UdpAddress): void;
   /** Resolves once every datagram handed to `send` so far has left (or failed). */
   whenIdle(): Promise<void>;

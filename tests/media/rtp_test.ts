@@ -9,6 +9,7 @@ import {
   rtpPacketSize,
   serializePlainRtp,
   serializeRtp,
+  writePlainRtp,
 } from "../../lib/media/rtp.ts";
 
 function base(overrides: Partial<RtpPacket> = {}): RtpPacket {
@@ -210,6 +211,18 @@ Deno.test("rtp: serializePlainRtp writes what serializeRtp writes for a plain pa
     );
     assert.deepEqual([...plain], [...serializeRtp(p)]);
     same(parseRtp(plain)!, p);
+    // Into a reused buffer (the libc socket path): same bytes, stale bytes beyond ignored.
+    const reused = new Uint8Array(400).fill(0xee);
+    const length = writePlainRtp(
+      reused,
+      p.marker,
+      p.payloadType,
+      p.sequenceNumber,
+      p.timestamp,
+      p.ssrc,
+      p.payload,
+    );
+    assert.deepEqual([...reused.subarray(0, length)], [...plain]);
   }
 });
 
