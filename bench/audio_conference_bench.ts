@@ -5,6 +5,10 @@
  * listeners, 3 speakers (2 Opus, 1 PCMU). Measured: the tick plus the time until every
  * datagram has been handed to the kernel. Feeding the input packets is not measured.
  *
+ * Sockets use the libc/FFI backend (`lib/media/ffi_udp_socket.ts`, the server's default on
+ * Linux); the shared design is also run on the Deno backend (`Deno.listenDatagram`) to show
+ * what the socket layer costs.
+ *
  * Baseline: the same conference with per-listener encoding (the FreeSWITCH/Janus way).
  * Compared: the shared-encode design.
  * - First group: the other 997 participants are in DTX (send nothing).
@@ -24,7 +28,7 @@ import { AudioConference } from "../lib/media/audio_conference.ts";
 import { type AudioCodecName, createEncoder } from "../lib/media/codecs/codec.ts";
 import { MediaTicker } from "../lib/media/media_ticker.ts";
 import { audioLevelExtension, serializeRtp } from "../lib/media/rtp.ts";
-import { UdpSocket } from "../lib/media/udp_socket.ts";
+import { pollUdpSockets, type UdpBackendName, UdpSocket } from "../lib/media/udp_socket.ts";
 
 const N = 1000;
 const SPEAKERS = [0, 1, 500];
@@ -63,20 +67,20 @@ interface Rig {
   readonly ticker: MediaTicker;
   readonly conference: AudioConference;
   readonly sockets: UdpSocket[];
-  readonly feeder: Deno.DatagramConn;
+  readonly feeder: UdpSocket;
   frame: number;
 }
 
 const sink = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
 const sinkPort = (sink.addr as Deno.NetAddr).port;
 
-function buildRig(encoding: "shared" | "per-listener"): Rig {
+function buildRig(encoding: "shared" | "per-listener", backend: UdpBackendName = "ffi"): Rig {
   const clock = new FakeClock(0);
   const ticker = new MediaTicker({ clock });
   const conference = new AudioConference({ clock, ticker, mixer: { encoding } });
   const sockets: UdpSocket[] = [];
   for (let i = 0; i < N; i++) {
-    const socket = UdpSocket.bind("127.0.0.1", 0);
+    const socket = UdpSocket.bind("127.0.0.1", 0, backend);
     sockets.push(socket);
     const codec = codecOf(i);
     conference.addParticipant(`p${i}`, {
@@ -89,7 +93,7 @@ function buildRig(encoding: "shared" | "per-listener"): Rig {
       direction: "sendrecv",
     });
   }
-  const feeder = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const feeder = UdpSocket.bind("127.0.0.1", 0, "ffi");
   return { clock, ticker, conference, sockets, feeder, frame: 0 };
 }
 
@@ -101,7 +105,6 @@ async function feed(rig: Rig, everyone: boolean, level: boolean): Promise<void> 
   const k = rig.frame++;
   const senders = everyone ? rig.sockets.map((_, i) => i) : SPEAKERS;
   const before = senders.map((i) => rig.sockets[i]!.stats.received);
-  const sends: Promise<number>[] = [];
   for (const i of senders) {
     const codec = codecOf(i);
     const speaking = SPEAKERS.includes(i);
@@ -120,15 +123,12 @@ async function feed(rig: Rig, everyone: boolean, level: boolean): Promise<void> 
         : [],
       payload: list[k % CYCLE]!,
     });
-    sends.push(rig.feeder.send(bytes, {
-      transport: "udp",
-      hostname: "127.0.0.1",
-      port: rig.sockets[i]!.port,
-    }));
+    rig.feeder.send(bytes, { address: "127.0.0.1", port: rig.sockets[i]!.port });
   }
-  await Promise.all(sends);
+  pollUdpSockets();
   while (senders.some((i, j) => rig.sockets[i]!.stats.received <= before[j]!)) {
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    pollUdpSockets();
   }
 }
 
@@ -141,7 +141,7 @@ async function tick(rig: Rig, b: Deno.BenchContext): Promise<void> {
 
 function closeRig(rig: Rig): void {
   rig.conference.close();
-  rig.feeder.close();
+  void rig.feeder.close();
   for (const s of rig.sockets) void s.close();
 }
 
@@ -212,7 +212,7 @@ async function measureMemory(part: string): Promise<Record<string, number>> {
       afterCommitted: a.committed,
     };
   }
-  const rig = buildRig("shared");
+  const rig = buildRig("shared", part === "conference-deno" ? "deno" : "ffi");
   const built = read();
   for (let t = 0; t < MEMORY_TICKS; t++) {
     await feed(rig, true, false);
@@ -241,7 +241,8 @@ if (memoryPart) {
   const lines = [`audio_conference_bench: memory per participant (${N}, GC'd child process)`];
   const parts = {
     "raw Deno UDP sockets (baseline)": "raw-udp",
-    "conference participant": "conference",
+    "conference participant (FFI sockets)": "conference",
+    "conference participant (Deno sockets)": "conference-deno",
   };
   for (const [what, part] of Object.entries(parts)) {
     const child = await new Deno.Command(Deno.execPath(), {
@@ -274,6 +275,7 @@ if (memoryPart) {
 const shared = buildRig("shared");
 const sharedNoLevel = buildRig("shared");
 const perListener = buildRig("per-listener");
+const sharedDeno = buildRig("shared", "deno");
 
 const DTX = "1000-participant tick with RTP over UDP: 3 speakers, 997 in DTX";
 Deno.bench({
@@ -295,6 +297,16 @@ Deno.bench({
   async fn(b) {
     await feed(shared, false, true);
     await tick(shared, b);
+  },
+});
+Deno.bench({
+  name: "shared encodes, Deno sockets",
+  group: DTX,
+  n: 200,
+  warmup: 20,
+  async fn(b) {
+    await feed(sharedDeno, false, true);
+    await tick(sharedDeno, b);
   },
 });
 
@@ -321,6 +333,16 @@ Deno.bench({
   },
 });
 Deno.bench({
+  name: "shared encodes (Opus with RFC 6464), Deno sockets",
+  group: ALL,
+  n: 200,
+  warmup: 20,
+  async fn(b) {
+    await feed(sharedDeno, true, true);
+    await tick(sharedDeno, b);
+  },
+});
+Deno.bench({
   name: "shared encodes (Opus without RFC 6464: VAD bit + last level)",
   group: ALL,
   n: 200,
@@ -332,7 +354,12 @@ Deno.bench({
 });
 
 globalThis.addEventListener("unload", () => {
-  const rigs = { shared, "shared, Opus without level": sharedNoLevel, "per-listener": perListener };
+  const rigs = {
+    shared,
+    "shared, Opus without level": sharedNoLevel,
+    "per-listener": perListener,
+    "shared, Deno sockets": sharedDeno,
+  };
   for (const [what, rig] of Object.entries(rigs)) {
     const t = rig.ticker.stats;
     let opusDecoded = 0;

@@ -20,9 +20,14 @@
  * 127.0.0.1 and needs no network beyond it.
  *
  * Conclave's `max-participants` defaults to 100: raise it for N > 100, or the extra callers
- * get 486 (reported with a warning). Results of one run (2 cores, Conclave of 2026-11-21):
- * 0.18 / 0.14 / 0.13 % of a core and 416 / 440 / 345 KiB RSS per participant at N = 100 /
- * 200 / 400; `sipp -sn uas -rtp_echo` as a stand-in target: 0.03 % and ~4 KiB.
+ * get 486 (reported with a warning). Results (2 shared cores, interleaved runs of one
+ * session, `media-socket=ffi` vs `deno`; ranges over runs, see bench/README.md): ffi
+ * 0.19–0.33 / 0.13–0.23 / 0.13–0.14 % of a core and 216–263 / 263–457 / 276–288 KiB RSS per
+ * participant at N = 100 / 200 / 400 (with `--v8-flags=--max-semi-space-size=8`, as
+ * `deno task start` runs it: 0.19–0.27 / 0.16–0.17 / 0.12 % and 216–220 / 178–185 / 185–235
+ * KiB); deno 0.31–0.55 / 0.23–0.33 / 0.20–0.23 % and
+ * 411–452 / 483–504 / 396–436 KiB. `sipp -sn uas -rtp_echo` as a stand-in target: 0.03 % and
+ * ~4 KiB.
  *
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart

@@ -1,13 +1,22 @@
 /**
- * UDP send cost for media on loopback: 200 RTP-sized datagrams per iteration to one sink
- * that never reads (RFC 3550 transport). Baseline: `node:dgram`. Compared: raw
- * `Deno.DatagramConn.send` (un-ordered: back-to-back sends leave in reverse order), our
- * `UdpSocket` on one socket (ordered: one send in flight), and `UdpSocket` spread over 20
- * sockets (the media engine's shape: one socket per stream).
+ * UDP costs for media on loopback (RFC 3550 transport), both media socket backends in the
+ * same run (`lib/media/udp_socket.ts`):
+ * - send: 200 RTP-sized (172-byte) datagrams per iteration to one sink that never reads.
+ *   Baseline: the Deno backend (`Deno.DatagramConn`, ordered: one send in flight per
+ *   socket). Compared: the libc/FFI backend (synchronous `sendto`), both on one socket and
+ *   spread over 20 sockets (the media engine's shape: one socket per stream); raw
+ *   `Deno.DatagramConn.send` (unordered) and `node:dgram` for reference.
+ * - receive: 200 datagrams already waiting in 20 sockets' kernel queues (10 each), until
+ *   every one has reached its socket's handler. Baseline: the Deno backend's receive loops.
+ *   Compared: one `pollUdpSockets()` of the FFI backend (`epoll_wait` + `recvmmsg`).
+ * - an idle poll: `pollUdpSockets()` with 1,000 FFI sockets registered and nothing waiting
+ *   (what each 5 ms timer poll between media ticks costs when there is no traffic).
  * @module
  */
 import dgram from "node:dgram";
-import { UdpSocket } from "../lib/media/udp_socket.ts";
+import { DenoUdpSocket } from "../lib/media/deno_udp_socket.ts";
+import { FfiUdpSocket } from "../lib/media/ffi_udp_socket.ts";
+import { pollUdpSockets, type UdpSocket } from "../lib/media/udp_socket.ts";
 
 const BATCH = 200;
 const payload = new Uint8Array(172);
@@ -18,14 +27,60 @@ const sinkAddr = { transport: "udp" as const, hostname: "127.0.0.1", port: sinkP
 const node = dgram.createSocket("udp4");
 await new Promise<void>((resolve) => node.bind(0, "127.0.0.1", () => resolve()));
 const raw = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-const one = UdpSocket.bind("127.0.0.1", 0);
-const many = Array.from({ length: 20 }, () => UdpSocket.bind("127.0.0.1", 0));
+const denoOne = DenoUdpSocket.bind("127.0.0.1", 0);
+const denoMany = Array.from({ length: 20 }, () => DenoUdpSocket.bind("127.0.0.1", 0));
+const ffiOne = FfiUdpSocket.bind("127.0.0.1", 0);
+const ffiMany = Array.from({ length: 20 }, () => FfiUdpSocket.bind("127.0.0.1", 0));
 const to = { address: "127.0.0.1", port: sinkPort };
+
+Deno.bench({
+  name: "Deno backend: send ×200, one socket (ordered)",
+  group: "udp send",
+  baseline: true,
+  async fn() {
+    for (let i = 0; i < BATCH; i++) denoOne.send(payload, to);
+    await denoOne.whenIdle();
+  },
+});
+
+Deno.bench({
+  name: "Deno backend: send ×200 over 20 sockets",
+  group: "udp send",
+  async fn() {
+    for (let i = 0; i < BATCH; i++) denoMany[i % denoMany.length]!.send(payload, to);
+    await Promise.all(denoMany.map((s) => s.whenIdle()));
+  },
+});
+
+Deno.bench({
+  name: "FFI backend: send ×200, one socket (sendto)",
+  group: "udp send",
+  fn() {
+    for (let i = 0; i < BATCH; i++) ffiOne.send(payload, to);
+  },
+});
+
+Deno.bench({
+  name: "FFI backend: send ×200 over 20 sockets",
+  group: "udp send",
+  fn() {
+    for (let i = 0; i < BATCH; i++) ffiMany[i % ffiMany.length]!.send(payload, to);
+  },
+});
+
+Deno.bench({
+  name: "raw Deno.DatagramConn.send ×200 (unordered)",
+  group: "udp send",
+  async fn() {
+    const pending: Promise<number>[] = [];
+    for (let i = 0; i < BATCH; i++) pending.push(raw.send(payload, sinkAddr));
+    await Promise.all(pending);
+  },
+});
 
 Deno.bench({
   name: "node:dgram send ×200",
   group: "udp send",
-  baseline: true,
   async fn() {
     await new Promise<void>((resolve) => {
       let left = BATCH;
@@ -38,31 +93,55 @@ Deno.bench({
   },
 });
 
+// ---- receive: 10 datagrams waiting in each of 20 sockets ----
+
+const feeder = FfiUdpSocket.bind("127.0.0.1", 0);
+const receivers = {
+  deno: Array.from({ length: 20 }, () => DenoUdpSocket.bind("127.0.0.1", 0)),
+  ffi: Array.from({ length: 20 }, () => FfiUdpSocket.bind("127.0.0.1", 0)),
+};
+let delivered = 0;
+for (const s of [...receivers.deno, ...receivers.ffi]) s.onDatagram(() => delivered++);
+
+function fill(sockets: readonly UdpSocket[]): void {
+  for (let i = 0; i < BATCH; i++) {
+    feeder.send(payload, { address: "127.0.0.1", port: sockets[i % sockets.length]!.port });
+  }
+}
+
 Deno.bench({
-  name: "Deno.DatagramConn.send ×200 (unordered)",
-  group: "udp send",
-  async fn() {
-    const pending: Promise<number>[] = [];
-    for (let i = 0; i < BATCH; i++) pending.push(raw.send(payload, sinkAddr));
-    await Promise.all(pending);
+  name: "Deno backend: receive 200 (20 sockets' receive loops)",
+  group: "udp receive",
+  baseline: true,
+  async fn(b) {
+    fill(receivers.deno);
+    const want = delivered + BATCH;
+    b.start();
+    while (delivered < want) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    b.end();
   },
 });
 
 Deno.bench({
-  name: "UdpSocket.send ×200, one socket (ordered)",
-  group: "udp send",
-  async fn() {
-    for (let i = 0; i < BATCH; i++) one.send(payload, to);
-    await one.whenIdle();
+  name: "FFI backend: receive 200 (one poll: epoll_wait + recvmmsg per socket)",
+  group: "udp receive",
+  fn(b) {
+    fill(receivers.ffi);
+    const want = delivered + BATCH;
+    b.start();
+    pollUdpSockets();
+    b.end();
+    if (delivered !== want) throw new Error(`poll delivered ${delivered - (want - BATCH)}`);
   },
 });
 
+const idle = Array.from({ length: 1000 }, () => FfiUdpSocket.bind("127.0.0.1", 0));
+for (const s of idle) s.onDatagram(() => {});
 Deno.bench({
-  name: "UdpSocket.send ×200 over 20 sockets (ordered per socket)",
-  group: "udp send",
-  async fn() {
-    for (let i = 0; i < BATCH; i++) many[i % many.length]!.send(payload, to);
-    await Promise.all(many.map((s) => s.whenIdle()));
+  name: "FFI backend: poll with 1,040 sockets registered, nothing waiting",
+  group: "udp poll",
+  fn() {
+    pollUdpSockets();
   },
 });
 
@@ -70,4 +149,6 @@ globalThis.addEventListener("unload", () => {
   node.close();
   raw.close();
   sink.close();
+  for (const s of [denoOne, ...denoMany, ffiOne, ...ffiMany, feeder, ...idle]) void s.close();
+  for (const s of [...receivers.deno, ...receivers.ffi]) void s.close();
 });

@@ -17,6 +17,7 @@ import { Focus, type LocalAddress } from "./conference/focus.ts";
 import { sdpNegotiator } from "./conference/sdp_negotiator.ts";
 import { MediaTicker } from "./media/media_ticker.ts";
 import { PortPool } from "./media/port_pool.ts";
+import { resolveUdpBackend } from "./media/udp_socket.ts";
 
 import { type DeviceDirectory, RoutingDeviceDirectory } from "./registrar/device_directory.ts";
 import { loadInstanceId } from "./registrar/instance_id.ts";
@@ -122,6 +123,9 @@ export class Server {
     const cs = this.config.conferenceServer;
     const sip = this.config.sip;
     log.info(`Conclave ${VERSION} starting`, { stateDirectory: cs.stateDirectory });
+    // media-socket=ffi without FFI stops here, before any socket is opened.
+    const mediaHostConfigured = cs.transport[0]?.host ?? "127.0.0.1";
+    const mediaSocket = resolveUdpBackend(cs.mediaSocket, mediaHostConfigured);
     await mkdir(cs.stateDirectory, { recursive: true });
     this.#store = await openStore({
       backend: cs.databaseBackend,
@@ -199,7 +203,7 @@ export class Server {
       (mediaBind === "0.0.0.0" ? (this.#addresses[0]?.host ?? "127.0.0.1") : mediaBind);
     this.#ports = new PortPool(
       cs.audioPort.min === 0 ? "0" : `${cs.audioPort.min}-${cs.audioPort.max}`,
-      { hostname: mediaBind },
+      { hostname: mediaBind, backend: cs.mediaSocket },
     );
     const videoPorts = new PortPool(
       cs.videoPort.min === 0 ? "0" : `${cs.videoPort.min}-${cs.videoPort.max}`,
@@ -241,6 +245,8 @@ export class Server {
     log.info("ready", {
       factories: cs.conferenceFactoryUris.join(" "),
       media: mediaAddress,
+      mediaSocket: mediaSocket.backend,
+      ...(mediaSocket.reason === undefined ? {} : { mediaSocketReason: mediaSocket.reason }),
     });
   }
 

@@ -50,6 +50,8 @@ export interface ConferenceServerConfig {
   readonly localDomains: readonly string[];
   readonly audioPort: PortRange;
   readonly videoPort: PortRange;
+  /** Media socket implementation (`lib/media/udp_socket.ts`). */
+  readonly mediaSocket: "auto" | "ffi" | "deno";
   readonly databaseBackend: DatabaseBackend;
   /** As written; parsed by `lib/storage/open_store.ts` (empty is fine for sqlite3). */
   readonly databaseConnectionString: string;
@@ -232,6 +234,19 @@ export const SCHEMA: Schema = {
         type: portRangeType(),
         default: "41000-41999",
         doc: "UDP port(s) for video RTP/RTCP.",
+      },
+      mediaSocket: {
+        name: "media-socket",
+        type: enumType(["auto", "ffi", "deno"]),
+        default: "auto",
+        doc: "How media (RTP/RTCP) UDP sockets are driven.",
+        details: [
+          "ffi:  libc sockets through Deno FFI, synchronous sendto and batched recvmmsg at each",
+          "      media tick (Linux, needs --allow-ffi; deno task start/compile grant it): no",
+          "      async operation per packet.",
+          "deno: Deno's own datagram sockets (portable; one async operation per packet).",
+          "auto: ffi where available (and the bind address is an IP literal), else deno.",
+        ],
       },
       databaseBackend: {
         name: "database-backend",

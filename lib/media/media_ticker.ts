@@ -11,6 +11,7 @@
 
 import type { Clock, TimerHandle } from "../config/clock.ts";
 import { createLogger } from "../config/log.ts";
+import { pollUdpSockets } from "./udp_socket.ts";
 
 const log = createLogger("media.ticker");
 
@@ -26,6 +27,12 @@ export interface MediaTickerOptions {
   readonly maxCatchUpTicks?: number;
   /** Clock for measuring the work of a tick (CPU cost). Default `performance.now`. */
   readonly measure?: () => number;
+  /**
+   * Runs at the start of every tick, before the listeners. Default: deliver the datagrams
+   * waiting on libc media sockets (`pollUdpSockets`), so the mix includes everything that
+   * arrived before the tick.
+   */
+  readonly beforeTick?: () => void;
 }
 
 /** Counters of a {@link MediaTicker}. */
@@ -49,6 +56,7 @@ export class MediaTicker {
   readonly #clock: Clock;
   readonly #maxCatchUp: number;
   readonly #measure: () => number;
+  readonly #beforeTick: () => void;
   readonly #listeners = new Set<TickListener>();
   #timer: TimerHandle | undefined;
   #firing = false;
@@ -65,6 +73,7 @@ export class MediaTicker {
     this.intervalMs = options.intervalMs ?? 20;
     this.#maxCatchUp = options.maxCatchUpTicks ?? 5;
     this.#measure = options.measure ?? (() => performance.now());
+    this.#beforeTick = options.beforeTick ?? pollUdpSockets;
   }
 
   /** True while the timer runs. */
@@ -139,6 +148,11 @@ export class MediaTicker {
     const now = this.#clock.now();
     const tick = this.#ticks++;
     const started = this.#measure();
+    try {
+      this.#beforeTick();
+    } catch (error) {
+      log.error("media tick preparation failed", { error });
+    }
     // A snapshot: listeners added during the tick start on the next one; removed ones stop.
     for (const listener of [...this.#listeners]) {
       if (!this.#listeners.has(listener)) continue;

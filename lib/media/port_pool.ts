@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UdpSocket } from "./udp_socket.ts";
+import { type UdpBackendChoice, UdpSocket } from "./udp_socket.ts";
 
 /** A parsed port setting: `{ ephemeral: true }` for 0, else an inclusive range. */
 export type PortRange =
@@ -72,6 +72,8 @@ export interface PortPoolOptions {
   readonly hostname: string;
   /** Ephemeral mode: how many kernel ports to try to find an even one (default 32). */
   readonly ephemeralAttempts?: number;
+  /** Socket implementation (the `media-socket` setting). Default `auto`. */
+  readonly backend?: UdpBackendChoice;
 }
 
 /** Options of one allocation. */
@@ -95,6 +97,7 @@ export class PortPool {
   readonly range: PortRange;
   readonly hostname: string;
   readonly #ephemeralAttempts: number;
+  readonly #backend: UdpBackendChoice;
   readonly #inUse = new Set<number>();
   #cursor: number;
 
@@ -102,6 +105,7 @@ export class PortPool {
     this.range = typeof spec === "object" ? spec : parsePortRange(spec);
     this.hostname = options.hostname;
     this.#ephemeralAttempts = options.ephemeralAttempts ?? 32;
+    this.#backend = options.backend ?? "auto";
     this.#cursor = this.range.ephemeral ? 0 : this.range.min;
   }
 
@@ -150,7 +154,7 @@ export class PortPool {
 
   #allocateEphemeral(wantRtcp: boolean): MediaPorts {
     for (let attempt = 0; attempt < this.#ephemeralAttempts; attempt++) {
-      const rtp = UdpSocket.bind(this.hostname, 0);
+      const rtp = UdpSocket.bind(this.hostname, 0, this.#backend);
       if (rtp.port % 2 !== 0 || this.#inUse.has(rtp.port)) {
         void rtp.close();
         continue;
@@ -160,7 +164,7 @@ export class PortPool {
         return { port: rtp.port, rtp };
       }
       try {
-        const rtcp = UdpSocket.bind(this.hostname, rtp.port + 1);
+        const rtcp = UdpSocket.bind(this.hostname, rtp.port + 1, this.#backend);
         this.#inUse.add(rtp.port);
         return { port: rtp.port, rtp, rtcp };
       } catch (error) {
@@ -176,14 +180,14 @@ export class PortPool {
   #tryBind(port: number, wantRtcp: boolean): MediaPorts | undefined {
     let rtp: UdpSocket;
     try {
-      rtp = UdpSocket.bind(this.hostname, port);
+      rtp = UdpSocket.bind(this.hostname, port, this.#backend);
     } catch (error) {
       if (isAddrInUse(error)) return undefined;
       throw error;
     }
     if (!wantRtcp) return { port, rtp };
     try {
-      return { port, rtp, rtcp: UdpSocket.bind(this.hostname, port + 1) };
+      return { port, rtp, rtcp: UdpSocket.bind(this.hostname, port + 1, this.#backend) };
     } catch (error) {
       void rtp.close();
       if (isAddrInUse(error)) return undefined;

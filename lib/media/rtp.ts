@@ -57,6 +57,7 @@ export interface RtpPacket {
 }
 
 const EMPTY_CSRCS: readonly number[] = Object.freeze([]);
+const NO_CSRCS = EMPTY_CSRCS;
 const EMPTY_EXTENSIONS: readonly RtpHeaderExtension[] = Object.freeze([]);
 
 /**
@@ -259,9 +260,10 @@ export function serializeRtp(packet: RtpPacket, out?: Uint8Array): Uint8Array {
 
 /**
  * Serializes a plain RTP packet — the fixed 12-byte header (RFC 3550 §5.1: version 2, no
- * padding, no extension, no CSRC) followed by `payload` — into a new array. Byte for byte
- * what {@link serializeRtp} writes for the same packet, without building a packet value:
- * the media path sends one of these per listener every 20 ms.
+ * padding, no extension), the CSRC list when given (a mixer's contributing sources, §7.1),
+ * then `payload` — into a new array. Byte for byte what {@link serializeRtp} writes for the
+ * same packet, without building a packet value: the media path sends one of these per
+ * listener every 20 ms.
  */
 export function serializePlainRtp(
   marker: boolean,
@@ -270,16 +272,42 @@ export function serializePlainRtp(
   timestamp: number,
   ssrc: number,
   payload: Uint8Array,
+  csrcs: readonly number[] = NO_CSRCS,
 ): Uint8Array {
-  const buf = new Uint8Array(RTP_HEADER_SIZE + payload.length);
-  buf[0] = 0x80;
-  buf[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
-  buf[2] = (sequenceNumber >> 8) & 0xff;
-  buf[3] = sequenceNumber & 0xff;
-  writeU32(buf, 4, timestamp);
-  writeU32(buf, 8, ssrc);
-  buf.set(payload, RTP_HEADER_SIZE);
+  const buf = new Uint8Array(RTP_HEADER_SIZE + csrcs.length * 4 + payload.length);
+  writePlainRtp(buf, marker, payloadType, sequenceNumber, timestamp, ssrc, payload, csrcs);
   return buf;
+}
+
+/**
+ * Writes what {@link serializePlainRtp} returns into `out` (at least 12 + 4 × CSRCs +
+ * payload bytes long) and returns the packet's length: for a caller that reuses one buffer.
+ */
+export function writePlainRtp(
+  out: Uint8Array,
+  marker: boolean,
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  payload: Uint8Array,
+  csrcs: readonly number[] = NO_CSRCS,
+): number {
+  const count = csrcs.length;
+  if (count > 15) throw new RtpEncodeError("more than 15 CSRCs");
+  out[0] = 0x80 | count;
+  out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  out[2] = (sequenceNumber >> 8) & 0xff;
+  out[3] = sequenceNumber & 0xff;
+  writeU32(out, 4, timestamp);
+  writeU32(out, 8, ssrc);
+  let offset = RTP_HEADER_SIZE;
+  for (let i = 0; i < count; i++) {
+    writeU32(out, offset, csrcs[i] as number);
+    offset += 4;
+  }
+  out.set(payload, offset);
+  return offset + payload.length;
 }
 
 function writeExtensions(

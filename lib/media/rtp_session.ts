@@ -22,10 +22,12 @@ import {
 } from "./rtcp.ts";
 import {
   parseRtp,
+  RTP_HEADER_SIZE,
   type RtpHeaderExtension,
   type RtpPacket,
   serializePlainRtp,
   serializeRtp,
+  writePlainRtp,
 } from "./rtp.ts";
 import { ReceiveStatistics } from "./rtp_receive_stats.ts";
 import type { UdpAddress, UdpSocket } from "./udp_socket.ts";
@@ -114,6 +116,21 @@ export interface RtpSessionStats {
   readonly rttMs: number | undefined;
   /** Last report block the peer sent about our stream. */
   readonly remoteReport: ReportBlock | undefined;
+}
+
+/** Largest payload sent through {@link SCRATCH}. */
+const MAX_SCRATCH_PAYLOAD = 1500;
+const NO_CSRCS: readonly number[] = Object.freeze([]);
+/**
+ * One buffer for outgoing RTP packets without header extensions (up to 15 CSRCs) on sockets
+ * whose `send` is done with the data when it returns (the libc backend): no allocation per
+ * packet. Views of each length are kept, so a steady stream allocates nothing at all.
+ */
+const SCRATCH = new Uint8Array(RTP_HEADER_SIZE + 15 * 4 + MAX_SCRATCH_PAYLOAD);
+const scratchViews: (Uint8Array | undefined)[] = [];
+
+function scratchView(length: number): Uint8Array {
+  return scratchViews[length] ??= SCRATCH.subarray(0, length);
 }
 
 function isUnspecified(addr: UdpAddress | undefined): boolean {
@@ -268,22 +285,35 @@ export class RtpSession {
     this.#needMarker = false;
     const payloadType = options?.payloadType ?? this.#payloadType;
     const extensions = options?.extensions;
-    const csrcs = options?.csrcs;
-    const bytes = (extensions === undefined || extensions.length === 0) &&
-        (csrcs === undefined || csrcs.length === 0)
-      ? serializePlainRtp(marker, payloadType, this.#seq, timestamp, this.ssrc, payload)
-      : serializeRtp({
+    const csrcs = options?.csrcs ?? NO_CSRCS;
+    const socket = this.#o.socket;
+    const bytes = extensions !== undefined && extensions.length > 0
+      ? serializeRtp({
         marker,
         payloadType,
         sequenceNumber: this.#seq,
         timestamp,
         ssrc: this.ssrc,
-        csrcs: csrcs ?? [],
-        extensions: extensions ?? [],
+        csrcs,
+        extensions,
         payload,
-      });
+      })
+      : socket.synchronousSend && payload.length <= MAX_SCRATCH_PAYLOAD
+      ? scratchView(
+        writePlainRtp(
+          SCRATCH,
+          marker,
+          payloadType,
+          this.#seq,
+          timestamp,
+          this.ssrc,
+          payload,
+          csrcs,
+        ),
+      )
+      : serializePlainRtp(marker, payloadType, this.#seq, timestamp, this.ssrc, payload, csrcs);
     this.#seq = (this.#seq + 1) & 0xffff;
-    this.#o.socket.send(bytes, to);
+    socket.send(bytes, to);
     this.#packetsSent++;
     this.#bytesSent += payload.length;
     this.#sentSinceReport++;

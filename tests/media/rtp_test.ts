@@ -9,6 +9,7 @@ import {
   rtpPacketSize,
   serializePlainRtp,
   serializeRtp,
+  writePlainRtp,
 } from "../../lib/media/rtp.ts";
 
 function base(overrides: Partial<RtpPacket> = {}): RtpPacket {
@@ -198,6 +199,8 @@ Deno.test("rtp: serializePlainRtp writes what serializeRtp writes for a plain pa
     base({ payloadType: 8, sequenceNumber: 0, timestamp: 0, ssrc: 0xffffffff }),
     base({ payload: new Uint8Array(160).map((_, i) => (i * 7) & 0xff) }),
     base({ payload: new Uint8Array(0) }),
+    base({ csrcs: [0xb0b01234] }),
+    base({ csrcs: Array.from({ length: 15 }, (_, i) => 0xffffff00 + i), marker: true }),
   ];
   for (const p of cases) {
     const plain = serializePlainRtp(
@@ -207,10 +210,28 @@ Deno.test("rtp: serializePlainRtp writes what serializeRtp writes for a plain pa
       p.timestamp,
       p.ssrc,
       p.payload,
+      p.csrcs,
     );
     assert.deepEqual([...plain], [...serializeRtp(p)]);
     same(parseRtp(plain)!, p);
+    // Into a reused buffer (the libc socket path): same bytes, stale bytes beyond ignored.
+    const reused = new Uint8Array(400).fill(0xee);
+    const length = writePlainRtp(
+      reused,
+      p.marker,
+      p.payloadType,
+      p.sequenceNumber,
+      p.timestamp,
+      p.ssrc,
+      p.payload,
+      p.csrcs,
+    );
+    assert.deepEqual([...reused.subarray(0, length)], [...plain]);
   }
+  assert.throws(
+    () => serializePlainRtp(false, 0, 0, 0, 0, new Uint8Array(1), new Array(16).fill(1)),
+    /15 CSRCs/,
+  );
 });
 
 Deno.test("rtp: malformed packets are rejected", () => {
