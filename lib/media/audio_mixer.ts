@@ -44,11 +44,13 @@ import { createLogger } from "../config/log.ts";
 import {
   type AudioCodecName,
   type AudioEncoder,
-  codecClockRate,
   createEncoder,
   type EncoderOptions,
 } from "./codecs/codec.ts";
 import type { LazyFrame } from "./codecs/lazy_decoder.ts";
+import { ContributingSources, NO_CSRCS } from "./contributing_sources.ts";
+import { softClip } from "./soft_clip.ts";
+import { encoderKey, encodeSafely, OwnEncoder } from "./own_encoder.ts";
 import { generateTone, type ToneName, TonePlayer } from "./tones.ts";
 import {
   DominantSpeaker,
@@ -65,9 +67,6 @@ export const MIXER_RATE = 48000;
 export const MIXER_FRAME = 960;
 /** Frame duration in ms (the RTP ptime of every output stream). */
 export const MIXER_PTIME = 20;
-
-const KNEE = 24576;
-const HEADROOM = 32767 - KNEE;
 
 /** Thrown for unknown participants, duplicate ids and malformed frames. */
 export class MixerError extends RangeError {
@@ -195,8 +194,7 @@ interface Participant {
   selected: boolean;
   /** Gain-scaled contribution while selected (lazily allocated). */
   contrib: Float32Array | null;
-  own: AudioEncoder | null;
-  ownLastTick: number;
+  readonly own: OwnEncoder;
   readonly privateTones: TonePlayer;
   /** Where this tick's audio comes from (ROUTE_*). */
   route: number;
@@ -207,42 +205,11 @@ interface Participant {
   ownCsrcsFrom: readonly number[] | undefined;
 }
 
-const NO_CSRCS: readonly number[] = Object.freeze([]);
-/** RFC 3550 §5.1: the CSRC count is 4 bits. */
-const MAX_CSRCS = 15;
-
 const ROUTE_NONE = 0;
 const ROUTE_OWN = 1;
 const ROUTE_SHARED = 2;
 
 const log = createLogger("media.mixer");
-
-function encoderKey(codec: AudioCodecName, opts: EncoderOptions): string {
-  const entries = Object.entries(opts)
-    .filter(([k, v]) => v !== undefined && k !== "sampleRate")
-    .sort(([a], [b]) => (a < b ? -1 : 1));
-  return `${codec}/${codecClockRate(codec)}/${MIXER_PTIME}/${JSON.stringify(entries)}`;
-}
-
-function softClip(dst: Int16Array, src: Float32Array): void {
-  for (let i = 0; i < MIXER_FRAME; i++) {
-    const v = src[i] as number;
-    if (v <= KNEE && v >= -KNEE) {
-      dst[i] = v; // Int16Array stores truncate toward zero; sums of integers stay exact
-    } else if (v > 0) {
-      dst[i] = KNEE + HEADROOM * Math.tanh((v - KNEE) / HEADROOM);
-    } else {
-      dst[i] = -KNEE - HEADROOM * Math.tanh((-v - KNEE) / HEADROOM);
-    }
-  }
-}
-
-/** Maps a float sum to 16 bits with the mixer's soft knee (exported for tests and tools). */
-export function softClipSample(v: number): number {
-  if (v <= KNEE && v >= -KNEE) return Math.trunc(v);
-  const m = KNEE + HEADROOM * Math.tanh((Math.abs(v) - KNEE) / HEADROOM);
-  return Math.trunc(v > 0 ? m : -m);
-}
 
 /**
  * N−1 conference mixer with top-N speaker selection and shared encodes (see the module
@@ -267,8 +234,8 @@ export class AudioMixer {
   #prevFullPcm = new Int16Array(MIXER_FRAME);
   readonly #ownPcm = new Int16Array(MIXER_FRAME);
   #selected: Participant[] = [];
-  /** CSRCs of the full mix of the current tick (reused while unchanged). */
-  #csrcs: readonly number[] = NO_CSRCS;
+  /** CSRCs of the current tick's mixes. */
+  readonly #contributors = new ContributingSources();
   #tick = 0;
   readonly #dominant: DominantSpeaker;
   #totals = { ticks: 0, ownEncodes: 0, sharedEncodes: 0, sends: 0, sharedSends: 0 };
@@ -319,7 +286,7 @@ export class AudioMixer {
   /** Totals since creation, plus encoders currently open. */
   get totals(): MixerTotals {
     let own = 0;
-    for (const p of this.#participants.values()) if (p.own) own++;
+    for (const p of this.#participants.values()) if (p.own.open) own++;
     return { ...this.#totals, ownEncoders: own, groups: this.#groups.size };
   }
 
@@ -361,8 +328,7 @@ export class AudioMixer {
       listening: true,
       selected: false,
       contrib: null,
-      own: null,
-      ownLastTick: -1,
+      own: new OwnEncoder(id, options.codec, encoderOptions, MIXER_RATE),
       privateTones: new TonePlayer(),
       route: ROUTE_NONE,
       sourceId: undefined,
@@ -378,8 +344,7 @@ export class AudioMixer {
     const p = this.#participants.get(id);
     if (!p) return false;
     this.#participants.delete(id);
-    p.own?.close();
-    p.own = null;
+    p.own.close();
     const g = p.group;
     if (--g.members === 0) {
       g.encoder.close();
@@ -500,7 +465,7 @@ export class AudioMixer {
     }
     for (const s of previous) s.selected = false;
     for (const s of this.#selected) s.selected = true;
-    this.#updateCsrcs();
+    this.#contributors.update(this.#selected, (s) => s.frame !== undefined);
     this.#globalTones.mixInto(mix, this.#toneGain);
     const prevFull = this.#fullPcm; // what shared listeners heard last tick
     this.#fullPcm = this.#prevFullPcm;
@@ -516,7 +481,7 @@ export class AudioMixer {
         ? ROUTE_OWN
         : ROUTE_SHARED;
       p.route = route;
-      if (route === ROUTE_SHARED && p.ownLastTick === tick - 1) p.group.independentTick = tick;
+      if (route === ROUTE_SHARED && p.own.lastTick === tick - 1) p.group.independentTick = tick;
     }
 
     let ownEncodes = 0;
@@ -530,10 +495,10 @@ export class AudioMixer {
       p.voice = undefined;
       let payload: Uint8Array | null;
       let shared = false;
-      let csrcs = this.#csrcs;
+      let csrcs = this.#contributors.all;
       if (p.route === ROUTE_NONE) {
         p.privateTones.clear();
-        this.#expireOwn(p, tick);
+        p.own.expire(tick, this.#ownIdle);
         continue;
       } else if (p.route === ROUTE_OWN) {
         let pcm = this.#fullPcm;
@@ -549,15 +514,16 @@ export class AudioMixer {
           softClip(this.#ownPcm, own);
           pcm = this.#ownPcm;
         }
-        payload = this.#encodeOwn(p, pcm, tick);
+        const heardLast = !this.#perListener && tick > 1 ? this.#prevFullPcm : undefined;
+        payload = p.own.encode(pcm, tick, heardLast);
         if (payload) ownEncodes++;
-        if (p.selected) csrcs = this.#csrcsWithout(p);
+        if (p.selected) csrcs = this.#contributors.without(p);
       } else {
-        this.#expireOwn(p, tick);
+        p.own.expire(tick, this.#ownIdle);
         const g = p.group;
         if (g.tick !== tick) {
           g.tick = tick;
-          g.payload = this.#encode(g.encoder, this.#fullPcm, g.key, g.independentTick === tick);
+          g.payload = encodeSafely(g.encoder, this.#fullPcm, g.key, g.independentTick === tick);
           if (g.payload) sharedEncodes++;
         }
         payload = g.payload;
@@ -593,7 +559,7 @@ export class AudioMixer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const p of this.#participants.values()) p.own?.close();
+    for (const p of this.#participants.values()) p.own.close();
     for (const g of this.#groups.values()) g.encoder.close();
     this.#participants.clear();
     this.#groups.clear();
@@ -612,37 +578,6 @@ export class AudioMixer {
   }
 
   /** Updates voice activity and picks the top-N active, unmuted speakers. */
-  /** Rebuilds the full mix's CSRC list when the mixed speakers or their ids changed. */
-  #updateCsrcs(): void {
-    const current = this.#csrcs;
-    let n = 0;
-    let same = true;
-    for (const s of this.#selected) {
-      if (s.frame === undefined || s.sourceId === undefined) continue;
-      if (n >= MAX_CSRCS) break;
-      if (current[n] !== s.sourceId) same = false;
-      n++;
-    }
-    if (same && n === current.length) return;
-    const list: number[] = [];
-    for (const s of this.#selected) {
-      if (s.frame === undefined || s.sourceId === undefined) continue;
-      if (list.length >= MAX_CSRCS) break;
-      list.push(s.sourceId);
-    }
-    this.#csrcs = list.length === 0 ? NO_CSRCS : list;
-  }
-
-  /** The full mix's CSRCs minus a speaker's own (cached until the full list changes). */
-  #csrcsWithout(p: Participant): readonly number[] {
-    if (p.ownCsrcsFrom !== this.#csrcs) {
-      p.ownCsrcsFrom = this.#csrcs;
-      const own = this.#csrcs.filter((c) => c !== p.sourceId);
-      p.ownCsrcs = own.length === 0 ? NO_CSRCS : own;
-    }
-    return p.ownCsrcs;
-  }
-
   #select(): void {
     const candidates: { p: Participant; score: number }[] = [];
     for (const p of this.#participants.values()) {
@@ -695,53 +630,6 @@ export class AudioMixer {
       } catch (e) {
         log.warn("active speaker listener failed", { error: String(e) });
       }
-    }
-  }
-
-  /**
-   * Encodes a participant-specific mix. An own encoder that was not used in the previous
-   * tick (new, or idle) is reset, primed with the frame the listener heard last tick (so
-   * its analysis history matches), and its first packet is coded independently.
-   */
-  #encodeOwn(p: Participant, pcm: Int16Array, tick: number): Uint8Array | null {
-    let fresh = false;
-    if (p.own === null) {
-      try {
-        p.own = createEncoder(p.codec, { ...p.encoderOptions, sampleRate: MIXER_RATE });
-      } catch (e) {
-        log.warn("cannot create encoder", { participant: p.id, error: String(e) });
-        return null;
-      }
-      fresh = true;
-    } else if (p.ownLastTick !== tick - 1) {
-      p.own.reset?.();
-      fresh = true;
-    }
-    p.ownLastTick = tick;
-    if (fresh && !this.#perListener && tick > 1) this.#encode(p.own, this.#prevFullPcm, p.id);
-    return this.#encode(p.own, pcm, p.id, fresh);
-  }
-
-  #expireOwn(p: Participant, tick: number): void {
-    if (p.own !== null && tick - p.ownLastTick > this.#ownIdle) {
-      p.own.close();
-      p.own = null;
-    }
-  }
-
-  #encode(
-    encoder: AudioEncoder,
-    pcm: Int16Array,
-    what: string,
-    independent = false,
-  ): Uint8Array | null {
-    try {
-      return independent && encoder.encodeIndependent
-        ? encoder.encodeIndependent(pcm)
-        : encoder.encode(pcm);
-    } catch (e) {
-      log.warn("encode failed", { stream: what, error: String(e) });
-      return null;
     }
   }
 }

@@ -4,8 +4,8 @@ import {
   type AudioMixerOptions,
   MIXER_FRAME,
   MixerError,
-  softClipSample,
 } from "../../lib/media/audio_mixer.ts";
+import { softClipSample } from "../../lib/media/soft_clip.ts";
 import {
   type AudioCodecName,
   type AudioDecoder,
