@@ -187,11 +187,16 @@ export class Server {
       outboundProxy,
       t1Ms: sip.t1Ms,
       t2Ms: sip.t2Ms,
-      contactUri: (user) => {
-        const first = this.#addresses[0];
-        return parseUri(
-          `sip:${user}@${first ? formatHostPort(first.host, first.port) : "127.0.0.1"}`,
-        );
+      // A Contact must be reachable as written (RFC 3261 §8.1.1.8): without a transport
+      // parameter a peer uses UDP (§18.2.2 / RFC 3263 §4.1), which we may not listen on.
+      contactUri: (user, flow) => {
+        const local = this.#addresses.find((a) => a.transport === flow?.transport) ??
+          this.#addresses[0];
+        if (!local) return parseUri(`sip:${user}@127.0.0.1`);
+        const transport = local.transport === "UDP"
+          ? ""
+          : `;transport=${local.transport.toLowerCase()}`;
+        return parseUri(`sip:${user}@${formatHostPort(local.host, local.port)}${transport}`);
       },
     });
     this.#ua = ua;

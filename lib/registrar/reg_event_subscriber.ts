@@ -7,12 +7,17 @@
  * The subscription is refreshed before it expires and, once terminated, made again with
  * exponential backoff (immediately after `deactivated`/`timeout`, RFC 6665 §4.1.3; never before
  * the notifier's `retry-after`).
+ *
+ * A NOTIFY without a body while the subscription is active (or the one ending a fetch with
+ * `reason=timeout`) means the notifier knows no registration of the AOR: no devices. Kamailio
+ * (`presence_reginfo`) sends exactly that for an AOR nothing was published for, instead of a
+ * `reginfo` document with no `registration` (RFC 3680 §5.3 wants a full document).
  * @module
  */
 
 import type { Clock, TimerHandle } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
-import { ClientSubscription } from "../dialog/client_subscription.ts";
+import { ClientSubscription, type SubscriptionStateValue } from "../dialog/client_subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import {
   applyRegInfo,
@@ -65,6 +70,23 @@ interface Follow {
 }
 
 const decoder = new TextDecoder();
+
+/**
+ * The view an empty NOTIFY stands for: full state with no registration. Its version is below
+ * any real one, so that whatever document comes next is applied (RFC 3680 §5.3).
+ */
+export const NO_REGISTRATIONS: RegInfo = { version: -1, state: "full", registrations: [] };
+
+/**
+ * Whether a NOTIFY without a body reports "no registrations" (see the module comment): the
+ * subscription is active — not pending, where there is no state to report yet (RFC 6665
+ * §4.1.3), nor ending — or, for a fetch (RFC 6665 §4.4.3), it ends the normal way
+ * (`reason=timeout`).
+ */
+export function emptyNotifyMeansNone(state: SubscriptionStateValue, fetch: boolean): boolean {
+  if (state.state === "active") return true;
+  return fetch && state.state === "terminated" && (state.reason ?? "timeout") === "timeout";
+}
 
 function sameAor(a: string, b: string): boolean {
   try {
@@ -147,8 +169,8 @@ export class RegEventDirectory implements DeviceDirectory {
     return new Promise((resolve, reject) => {
       let answered = false;
       const subscription = this.#subscription(normalized, 0, {
-        onNotify: (request) => {
-          const info = this.#parse(normalized, request);
+        onNotify: (request, state) => {
+          const info = this.#parse(normalized, request, emptyNotifyMeansNone(state, true));
           if (info === undefined || answered) return;
           answered = true;
           resolve(devicesFromRegInfo(normalized, applyRegInfo(undefined, info)));
@@ -229,10 +251,10 @@ export class RegEventDirectory implements DeviceDirectory {
     // A new subscription starts from full state again (RFC 3680 §5.3: versions restart).
     follow.view = undefined;
     const subscription = this.#subscription(follow.aor, this.#options.expires, {
-      onNotify: (request) => {
+      onNotify: (request, state) => {
         if (follow.subscription !== subscription) return;
         follow.retries = 0;
-        this.#onNotify(follow, subscription, request);
+        this.#onNotify(follow, subscription, request, state);
       },
       onTerminated: (end) => {
         if (follow.subscription !== subscription) return;
@@ -259,8 +281,8 @@ export class RegEventDirectory implements DeviceDirectory {
     subscription.start();
   }
 
-  #parse(aor: string, request: SipRequest): RegInfo | undefined {
-    if (request.body.length === 0) return undefined;
+  #parse(aor: string, request: SipRequest, emptyIsNone: boolean): RegInfo | undefined {
+    if (request.body.length === 0) return emptyIsNone ? NO_REGISTRATIONS : undefined;
     const type = request.contentType?.split(";")[0]?.trim().toLowerCase();
     if (type !== REGINFO_CONTENT_TYPE) {
       this.#logger.debug("reg NOTIFY without reginfo body", { aor, type: type ?? "none" });
@@ -274,8 +296,13 @@ export class RegEventDirectory implements DeviceDirectory {
     }
   }
 
-  #onNotify(follow: Follow, subscription: ClientSubscription, request: SipRequest): void {
-    const info = this.#parse(follow.aor, request);
+  #onNotify(
+    follow: Follow,
+    subscription: ClientSubscription,
+    request: SipRequest,
+    state: SubscriptionStateValue,
+  ): void {
+    const info = this.#parse(follow.aor, request, emptyNotifyMeansNone(state, false));
     if (info === undefined) return;
     const view = follow.view;
     if (info.state === "partial") {

@@ -25,6 +25,7 @@ export const SCENARIO_DIR: string = new URL("../e2e/scenarios/", import.meta.url
 export type ScenarioName =
   | "factory_invite"
   | "focus_invite"
+  | "register"
   | "subscribe_conference"
   | "uac_pcmu_rtp"
   | "standins/factory_uas"

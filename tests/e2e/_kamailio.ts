@@ -16,7 +16,13 @@
  *   Request-URI (a service addressed to the proxy's own IP:port, as SIPp scenarios do, gets
  *   the local domain as its host), and every other user of the local domain to its
  *   registered contact;
- * - relays anything else to its Request-URI (Conclave's direct contacts, SIPp peers).
+ * - relays anything else to its Request-URI (Conclave's direct contacts, SIPp peers);
+ * - optionally ({@link KamailioOptions.regEvent}) is also the notifier of the registration
+ *   event package (RFC 3680) for its domain's AORs: `pua_reginfo` turns every `usrloc`
+ *   change into a `PUBLISH` of `application/reginfo+xml` sent to itself, `presence` (with
+ *   `presence_reginfo` for `Event: reg`) stores it and NOTIFYs the watchers. `presence` and
+ *   `pua` need a database: `db_text` files in `<dir>/db`, copied from the package's empty
+ *   tables. Modules of Debian's `kamailio-presence-modules`.
  *
  * One trap worth knowing: Kamailio's `loose_route()` treats an in-dialog request whose
  * Request-URI is the proxy itself (same host *and* port) as coming from a strict router and
@@ -45,16 +51,37 @@ export interface KamailioConfigOptions {
   readonly gruu?: boolean;
   /** Kamailio's `debug` level (2 = info: one `REQ` line per request is logged); default 2. */
   readonly debug?: number;
+  /**
+   * A `db_text` directory holding the `presence` and `pua` tables: when set, Kamailio is also
+   * the RFC 3680 `reg` notifier of {@link domain} (see the module comment).
+   */
+  readonly regEventDb?: string;
 }
 
 /** Settings of {@link Kamailio.start}. */
-export interface KamailioOptions extends Omit<KamailioConfigOptions, "port"> {
+export interface KamailioOptions extends Omit<KamailioConfigOptions, "port" | "regEventDb"> {
   /** Scratch directory (created): `kamailio.cfg`, `kamailio.log`, runtime files. */
   readonly dir: string;
   /** SIP port; a free one by default. */
   readonly port?: number;
   /** Safety net for start-up (port listening); default 15 s. */
   readonly startTimeoutMs?: number;
+  /** Also be the RFC 3680 `reg` notifier of the domain (tables made in `<dir>/db`). */
+  readonly regEvent?: boolean;
+}
+
+/** Where Debian's `kamailio` package keeps the empty `db_text` tables. */
+export const DBTEXT_TABLES = "/usr/share/kamailio/dbtext/kamailio";
+
+/** The `db_text` tables `presence` and `pua` use (plus `version`, which every module checks). */
+const REG_EVENT_TABLES = ["version", "presentity", "active_watchers", "watchers", "pua"];
+
+/** Copies the empty tables {@link KamailioConfigOptions.regEventDb} needs into `dir`. */
+export async function writeRegEventTables(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const table of REG_EVENT_TABLES) {
+    await Deno.copyFile(`${DBTEXT_TABLES}/${table}`, `${dir}/${table}`);
+  }
 }
 
 const decoder = new TextDecoder();
@@ -87,6 +114,57 @@ export function kamailioConfig(options: KamailioConfigOptions): string {
   }
   const services = `^(${options.services.map(regexLiteral).join("|")})$`;
   const target = `sip:${options.serviceTarget};transport=tcp`;
+  const db = options.regEventDb;
+  if (db !== undefined && !/^\/[\w./-]+$/.test(db)) {
+    throw new RangeError(`regEventDb must be an absolute path: ${db}`);
+  }
+  const self = `127.0.0.1:${options.port}`;
+  const domain = quoteCfg(options.domain);
+  // RFC 3680 notifier: pua_reginfo PUBLISHes usrloc changes to ourselves (outbound_proxy),
+  // presence + presence_reginfo keep them and NOTIFY the watchers of Event: reg.
+  const regEventModules = db === undefined ? "" : `
+loadmodule "db_text.so"
+loadmodule "presence.so"
+loadmodule "presence_reginfo.so"
+loadmodule "pua.so"
+loadmodule "pua_reginfo.so"
+
+modparam("presence", "db_url", "text://${db}")
+modparam("presence", "subs_db_mode", 0)
+modparam("presence", "server_address", "sip:reginfo@${self};transport=tcp")
+modparam("pua", "db_url", "text://${db}")
+modparam("pua", "db_mode", 0)
+modparam("pua_reginfo", "default_domain", ${domain})
+modparam("pua_reginfo", "server_address", "sip:reginfo@${self}")
+modparam("pua_reginfo", "outbound_proxy", "sip:${self}")
+`;
+  // Refreshes and un-SUBSCRIBEs of a reg subscription are addressed to our presence Contact;
+  // loose_route() must not see them (Request-URI = us: the strict-router trap above).
+  const regEventInDialog = db === undefined ? "" : `
+		if (is_method("SUBSCRIBE") && uri == myself) {
+			route(REG_EVENT);
+		}`;
+  const regEventInitial = db === undefined ? "" : `
+	# RFC 3680: our own usrloc PUBLISHes, and watchers of a local AOR's registrations.
+	if (is_method("PUBLISH")) {
+		if (src_ip == myself && $rd == ${domain}) route(REG_EVENT);
+		sl_send_reply("403", "Forbidden");
+		exit;
+	}
+	if (is_method("SUBSCRIBE") && $hdr(Event) == "reg" && $rd == ${domain}) route(REG_EVENT);`;
+  const regEventRoute = db === undefined ? "" : `
+route[REG_EVENT] {
+	if (!t_newtran()) {
+		sl_reply_error();
+		exit;
+	}
+	if (is_method("PUBLISH")) handle_publish();
+	else handle_subscribe();
+	xlog("L_INFO", "reg-event $rm $ru expires=$hdr(Expires) handled: $rc\n");
+	t_release();
+	exit;
+}
+`;
   return `#!KAMAILIO
 # Generated by tests/e2e/_kamailio.ts: registrar of ${options.domain} and proxy in front of
 # ${options.serviceTarget} (Conclave). Not for production.
@@ -116,14 +194,14 @@ loadmodule "xlog.so"
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "gruu_enabled", ${options.gruu === false ? 0 : 1})
 modparam("rr", "append_fromtag", 1)
-
+${regEventModules}
 request_route {
 	xlog("L_INFO", "REQ $rm $ru from $proto:$si:$sp\\n");
 	if (!mf_process_maxfwd_header("10")) {
 		sl_send_reply("483", "Too Many Hops");
 		exit;
 	}
-	if (has_totag()) {
+	if (has_totag()) {${regEventInDialog}
 		# In-dialog (RFC 3261 §16.4, §16.12): follow the Route set we recorded.
 		if (loose_route()) {
 			route(LOCAL);
@@ -145,7 +223,7 @@ request_route {
 	if (is_method("REGISTER")) {
 		if (!save("location")) sl_reply_error();
 		exit;
-	}
+	}${regEventInitial}
 	# A pre-loaded Route naming us (Conclave's outbound-proxy) is consumed here.
 	loose_route();
 	if (is_method("INVITE|SUBSCRIBE|REFER")) record_route();
@@ -174,7 +252,7 @@ route[RELAY] {
 	if (!t_relay()) sl_reply_error();
 	exit;
 }
-`;
+${regEventRoute}`;
 }
 
 /**
@@ -233,8 +311,13 @@ export class Kamailio {
     const port = options.port ?? freePort();
     const configPath = `${dir}/kamailio.cfg`;
     const logPath = `${dir}/kamailio.log`;
-    const { dir: _dir, port: _port, startTimeoutMs: _timeout, ...rest } = options;
-    await Deno.writeTextFile(configPath, kamailioConfig({ ...rest, port }));
+    const { dir: _dir, port: _port, startTimeoutMs: _timeout, regEvent, ...rest } = options;
+    const regEventDb = regEvent ? `${dir}/db` : undefined;
+    if (regEventDb !== undefined) await writeRegEventTables(regEventDb);
+    await Deno.writeTextFile(
+      configPath,
+      kamailioConfig({ ...rest, port, ...(regEventDb === undefined ? {} : { regEventDb }) }),
+    );
     const argv = [
       "kamailio",
       "-f",

@@ -11,7 +11,10 @@ import { transactionPortOver } from "../../lib/dialog/transaction_port.ts";
 import { UserAgent } from "../../lib/dialog/user_agent.ts";
 import { buildRegInfo, type RegContact } from "../../lib/events/reg_event.ts";
 import type { DeviceEvent } from "../../lib/registrar/device_directory.ts";
-import { RegEventDirectory } from "../../lib/registrar/reg_event_subscriber.ts";
+import {
+  emptyNotifyMeansNone,
+  RegEventDirectory,
+} from "../../lib/registrar/reg_event_subscriber.ts";
 import { SipRequest, SipResponse } from "../../lib/sip/message.ts";
 import { serializeMessage } from "../../lib/sip/parser.ts";
 import { createResponse } from "../../lib/sip/message.ts";
@@ -261,6 +264,86 @@ Deno.test("reg-event: subscribe via the proxy, full/partial NOTIFYs, gap refetch
     n.peer.close();
   } finally {
     capture.restore();
+    await directory.stop();
+    await s.close();
+    listener.close();
+  }
+});
+
+Deno.test("reg-event: an empty NOTIFY means no registrations when active or ending a fetch", () => {
+  assert.equal(emptyNotifyMeansNone({ state: "active", expires: 600 }, false), true);
+  assert.equal(emptyNotifyMeansNone({ state: "pending" }, false), false);
+  assert.equal(emptyNotifyMeansNone({ state: "terminated", reason: "timeout" }, false), false);
+  assert.equal(emptyNotifyMeansNone({ state: "terminated", reason: "timeout" }, true), true);
+  assert.equal(emptyNotifyMeansNone({ state: "terminated" }, true), true);
+  assert.equal(emptyNotifyMeansNone({ state: "terminated", reason: "rejected" }, true), false);
+});
+
+// Kamailio 5.6 (presence_reginfo) answers a reg SUBSCRIBE for an AOR without registrations
+// with a NOTIFY that has no body at all (seen in tests/e2e/kamailio_reg_event_test.ts).
+Deno.test("reg-event: Kamailio's body-less NOTIFY reads as no devices (watch and fetch)", async () => {
+  const clock = new FakeClock();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const proxyPort = (listener.addr as Deno.NetAddr).port;
+  const s = await stack(clock, proxyPort);
+  const directory = new RegEventDirectory({
+    ua: s.ua,
+    clock,
+    logger: createLogger("reg-event"),
+    from: "sip:conference-factory@conf.example",
+    contact: `<sip:conference-factory@127.0.0.1:${s.port};transport=tcp>`,
+    expires: 600,
+  });
+  const events: DeviceEvent[] = [];
+  try {
+    // A one-time fetch (Expires: 0) ended by an empty terminated;reason=timeout NOTIFY: [].
+    const fetched = directory.devicesOf(AOR);
+    const n = new Notifier(await RawStreamPeer.accept(listener), proxyPort);
+    const fetch = await n.subscribe();
+    assert.equal(fetch.headers.get("Expires"), "0");
+    await n.answer(fetch, 200, [["Expires", "0"]]);
+    assert.equal((await n.notify(fetch, "terminated;reason=timeout")).status, 200);
+    let answer: readonly unknown[] | Error | undefined;
+    fetched.then((d) => answer = d, (e: Error) => answer = e);
+    await until(() => answer !== undefined);
+    assert.deepEqual(answer, []);
+
+    // A watch: pending and empty says nothing yet; active and empty is the empty set, so
+    // devicesOf answers from the view without another fetch.
+    const watch = directory.watch(AOR, (e) => events.push(e));
+    const sub = await n.subscribe();
+    assert.equal(sub.headers.get("Expires"), "600");
+    await n.answer(sub, 200, [["Expires", "600"]]);
+    await n.notify(sub, "pending;expires=600");
+    await n.notify(sub, "active;expires=600");
+    assert.deepEqual(await directory.devicesOf(AOR), []);
+    assert.equal(directory.subscriptionCount, 1, "no fetch: the view is known");
+    // Then a device registers: Kamailio's full document, always version 0.
+    await n.notify(sub, "active;expires=590", reginfo(0, "full", [device("aaaa")]));
+    await until(() => events.length === 1);
+    assert.deepEqual(events[0]?.changes.map((c) => [c.kind, c.device.id]), [
+      ["added", "urn:uuid:aaaa"],
+    ]);
+    // It leaves, and the publication is gone: an empty NOTIFY removes it.
+    await n.notify(sub, "active;expires=580");
+    await until(() => events.length === 2);
+    assert.deepEqual(events[1]?.changes.map((c) => [c.kind, c.device.id]), [
+      ["removed", "urn:uuid:aaaa"],
+    ]);
+    // An empty NOTIFY ending the subscription keeps the view until the new one reports.
+    const before = events.length;
+    await n.notify(sub, "active;expires=570", reginfo(0, "full", [device("bbbbb")]));
+    await until(() => events.length === before + 1);
+    await n.notify(sub, "terminated;reason=deactivated");
+    assert.deepEqual((await directory.devicesOf(AOR)).map((d) => d.id), ["urn:uuid:bbbbb"]);
+    clock.advance(0);
+    const again = await n.subscribe();
+    await n.answer(again, 200, [["Expires", "600"]]);
+    watch.close();
+    const bye = await n.subscribe();
+    await n.answer(bye, 200, [["Expires", "0"]]);
+    n.peer.close();
+  } finally {
     await directory.stop();
     await s.close();
     listener.close();

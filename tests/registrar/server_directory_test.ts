@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { RoutingDeviceDirectory } from "../../lib/registrar/device_directory.ts";
 import { parseFlexisipContact } from "../../lib/registrar/flexisip_record.ts";
+import type { SipRequest } from "../../lib/sip/message.ts";
+import { RawStreamPeer } from "../_helpers/sip_transport.ts";
 import { startTestServer } from "../_helpers/test_server.ts";
 import { cleanDomain, eventually, ignoreWithoutRedis, rawClient, uniqueDomain } from "./_redis.ts";
 
@@ -78,6 +80,44 @@ Deno.test({
       await cleanDomain(raw, domain);
       raw.destroy();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+// A Contact without a transport parameter sends the notifier to UDP (RFC 3261 §18.2.2), where
+// a TCP-only server listens to nothing: Kamailio's NOTIFYs were lost that way.
+Deno.test({
+  name: "server: the reg subscription's Contact names the transport we listen on",
+  ignore,
+  async fn() {
+    const domain = uniqueDomain("contact");
+    const raw = await rawClient();
+    const proxy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const proxyPort = (proxy.addr as Deno.NetAddr).port;
+    const t = await startTestServer([
+      `conference-factory-uris=sip:conference-factory@${domain}`,
+      `outbound-proxy=sip:127.0.0.1:${proxyPort};transport=tcp`,
+      "[redis]",
+      "enabled=true",
+    ]);
+    let peer: RawStreamPeer | undefined;
+    try {
+      const watch = t.server.deviceDirectory?.watch("sip:bob@elsewhere.example", () => {});
+      assert.ok(watch);
+      peer = await RawStreamPeer.accept(proxy);
+      const subscribe = await peer.nextMessage() as SipRequest;
+      assert.equal(subscribe.method, "SUBSCRIBE");
+      assert.equal(subscribe.headers.get("Event"), "reg");
+      assert.equal(
+        subscribe.headers.get("Contact"),
+        `<sip:conference-factory@127.0.0.1:${t.port};transport=tcp>`,
+      );
+    } finally {
+      peer?.close();
+      await t.stop();
+      proxy.close();
+      await cleanDomain(raw, domain);
+      raw.destroy();
     }
   },
 });
