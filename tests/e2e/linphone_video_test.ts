@@ -114,7 +114,9 @@ function checkCommon(o: LinphoneVideoOutcome): void {
   );
   const summary = rtcpSummary(o.baresipLog);
   assert.equal(summary.length, 2, `rtcpsummary lines: ${summary.join(", ")}`);
-  assert.ok(summary[1]! >= 20, `baresip received only ${summary[1]} video packets`);
+  // rtcpsummary's PR lags (RTCP-interval statistics; 11 seen for 83 forwarded under load):
+  // the packet count that matters is the focus's below, the decoded picture proves receipt.
+  assert.ok(summary[1]! > 0, `baresip counted no video packets`);
 
   // linphonec decoded baresip's VP8: its snapshot of the received video is 320×240.
   assert.deepEqual(o.snapshot, { width: 320, height: 240 }, "linphonec's received-video snapshot");
