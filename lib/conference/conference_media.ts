@@ -77,7 +77,7 @@ export class ConferenceMedia {
   constructor(services: ConferenceMediaServices, host: ConferenceMediaHost) {
     this.#s = services;
     this.#host = host;
-    this.#keyFrameInfo = new KeyFrameInfo(services.logger);
+    this.#keyFrameInfo = new KeyFrameInfo(services.clock, services.logger);
     this.#video = new VideoRouting({
       conferenceId: host.conferenceId,
       clock: services.clock,
@@ -86,7 +86,7 @@ export class ConferenceMedia {
       codecs: host.mediaTypes.includes("video") ? services.videoCodecs ?? [] : [],
       onChange: () => host.refreshAll(),
       onKeyFrameBySignalling: (callId) =>
-        this.#keyFrameInfo.request(callId, host.callById(callId)?.session),
+        this.#keyFrameInfo.request(callId, () => host.callById(callId)?.session),
     });
   }
 
