@@ -134,6 +134,11 @@ export class Conference {
     return this.#media.videoMedia;
   }
 
+  /** RFC 5168 key-frame INFOs sent to video sources without RTCP feedback. */
+  get keyFrameInfosSent(): number {
+    return this.#media.keyFrameInfosSent;
+  }
+
   /** Number of calls (devices connected through us). */
   get callCount(): number {
     return this.#calls.size;

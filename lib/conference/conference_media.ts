@@ -17,6 +17,7 @@ import type { DtmfDigitEvent } from "../media/telephone_event.ts";
 import type { ToneName } from "../media/tones.ts";
 import type { VideoConference } from "../media/video_conference.ts";
 import { type Call, endpointMediaOf, mixParticipantOf, mixUpdateOf } from "./call.ts";
+import { KeyFrameInfo } from "./key_frame_info.ts";
 import type {
   LineLayout,
   LocalMediaCaps,
@@ -70,11 +71,13 @@ export class ConferenceMedia {
   readonly #s: ConferenceMediaServices;
   readonly #host: ConferenceMediaHost;
   readonly #video: VideoRouting;
+  readonly #keyFrameInfo: KeyFrameInfo;
   #audio: AudioConference | undefined;
 
   constructor(services: ConferenceMediaServices, host: ConferenceMediaHost) {
     this.#s = services;
     this.#host = host;
+    this.#keyFrameInfo = new KeyFrameInfo(services.clock, services.logger);
     this.#video = new VideoRouting({
       conferenceId: host.conferenceId,
       clock: services.clock,
@@ -82,12 +85,19 @@ export class ConferenceMedia {
       ports: services.videoPorts ?? services.ports,
       codecs: host.mediaTypes.includes("video") ? services.videoCodecs ?? [] : [],
       onChange: () => host.refreshAll(),
+      onKeyFrameBySignalling: (callId) =>
+        this.#keyFrameInfo.request(callId, () => host.callById(callId)?.session),
     });
   }
 
   /** The conference's video streams and forwarder, once a video line started. */
   get videoMedia(): VideoConference | undefined {
     return this.#video.media;
+  }
+
+  /** RFC 5168 key-frame INFOs sent to sources without RTCP feedback. */
+  get keyFrameInfosSent(): number {
+    return this.#keyFrameInfo.sent;
   }
 
   /** Whether someone sends video (the conference "has video"). */
@@ -179,6 +189,7 @@ export class ConferenceMedia {
    * media, the others are re-INVITEd.
    */
   dropCall(call: Call): void {
+    this.#keyFrameInfo.forget(call.id);
     if (this.#video.dropCall(call.id)) this.reofferOthers(call);
     if (this.#audio?.participantIds.includes(call.id)) this.#audio.removeParticipant(call.id);
   }

@@ -54,6 +54,11 @@ export interface VideoRoutingOptions {
   readonly random?: () => number;
   /** Something conference-info shows changed (labels, SSRCs, the conference's media). */
   readonly onChange: () => void;
+  /**
+   * A key frame is wanted from this call's video, which negotiated no RTCP feedback (see
+   * `VideoConferenceOptions.onKeyFrameBySignalling`).
+   */
+  readonly onKeyFrameBySignalling?: (callId: string) => void;
 }
 
 interface VideoLine {
@@ -263,6 +268,8 @@ export class VideoRouting {
       clock: this.#o.clock,
       ...(this.#o.random ? { random: this.#o.random } : {}),
       onSourceSsrc: (streamId, ssrc) => this.#onSourceSsrc(streamId, ssrc),
+      onKeyFrameBySignalling: (streamId) =>
+        this.#o.onKeyFrameBySignalling?.(streamId.slice(0, streamId.lastIndexOf(":"))),
     });
     const had = line.negotiated !== undefined;
     line.negotiated = n;

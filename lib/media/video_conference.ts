@@ -10,7 +10,11 @@
  * PLI/FIR from a receiver are passed on to the source it views, generic NACKs are answered
  * from the forwarder's buffer. Key frames are requested with PLI (RFC 4585 §6.3.1) when the
  * source negotiated `nack pli`, else with FIR (RFC 5104 §4.3.1) when it negotiated `ccm fir`,
- * else with a PLI anyway (a sender that does not know it ignores it).
+ * else with a PLI anyway (a sender that does not know it ignores it) and, for such a source,
+ * {@link VideoConferenceOptions.onKeyFrameBySignalling} so that the owner can ask through
+ * SIP instead (RFC 5168 `picture_fast_update`; Linphone negotiates no RTCP feedback on a video
+ * line it adds by re-INVITE after an audio-only answer, and then sends key frames only on
+ * request).
  *
  * `direction` is ours, as in our SDP (RFC 3264 §6.1): `sendrecv`/`recvonly` make the stream a
  * source, `sendrecv`/`sendonly` a receiver.
@@ -92,6 +96,11 @@ export interface VideoConferenceOptions {
   readonly forwarder?: Omit<VideoForwarderOptions, "output" | "random">;
   /** The SSRC a source stream sends with became known or changed (conference-info src-id). */
   readonly onSourceSsrc?: (streamId: string, ssrc: number) => void;
+  /**
+   * A key frame is wanted from a source stream that negotiated neither PLI nor FIR: the RTCP
+   * request most likely goes unheard, ask through signalling (RFC 5168 SIP INFO).
+   */
+  readonly onKeyFrameBySignalling?: (streamId: string) => void;
 }
 
 /** Counters of one video stream. */
@@ -267,9 +276,11 @@ export class VideoConference {
 
   #requestKeyFrame(id: string): void {
     const stream = this.#streams.get(id);
-    const media = stream?.remoteSsrc;
-    if (!stream || media === undefined) return;
+    if (!stream) return;
     const fb = stream.params.feedback;
+    if (!fb.pli && !fb.fir) this.#o.onKeyFrameBySignalling?.(id);
+    const media = stream.remoteSsrc;
+    if (media === undefined) return;
     const session = stream.session;
     if (!fb.pli && fb.fir) {
       stream.firSeq = (stream.firSeq + 1) & 0xff;

@@ -45,6 +45,13 @@ export interface LinphoneOptions {
    * conference tests the registrar must be a proxy (e.g. Kamailio) that forwards to Conclave.
    */
   readonly account?: LinphoneAccount;
+  /**
+   * Video on: `-V` on the command line and a `[video]` section — the "StaticImage: Static
+   * picture" camera (liblinphone's headless webcam: a still test card), capture and display
+   * on, video offered in every call and accepted in every offer, QVGA, and `MSExtDisplay` as
+   * the display filter (hands frames to the application; nothing needs an X server).
+   */
+  readonly video?: boolean;
 }
 
 /** A registered identity for {@link LinphoneOptions.account}. */
@@ -73,6 +80,10 @@ export interface LinphoneConfig {
   readonly recordWav: string;
   /** An account is configured: calls wait for its registration first. */
   readonly registered: boolean;
+  /** Video RTP port (RTCP is +1, unless muxed). */
+  readonly videoRtpPort: number;
+  /** Started with `-V` and a `[video]` section ({@link LinphoneOptions.video}). */
+  readonly video: boolean;
 }
 
 /** Writes the rc file, HOME with its database directory, and the source WAV. */
@@ -109,6 +120,22 @@ export async function createLinphoneConfig(options: LinphoneOptions): Promise<Li
     `text_rtp_port=${textRtpPort}`,
     "[sound]",
     "echocancellation=0",
+    ...(options.video
+      ? [
+        "[video]",
+        "enabled=1",
+        "capture=1",
+        "display=1",
+        "automatically_initiate=1",
+        "automatically_accept=1",
+        "device=StaticImage: Static picture",
+        "size=qvga",
+        "displaytype=MSExtDisplay",
+        "self_view=0",
+        "nowebcam_uses_normal_fps=1",
+        "show_local=0",
+      ]
+      : []),
     ...(options.account
       ? [
         "[proxy_0]",
@@ -136,6 +163,8 @@ export async function createLinphoneConfig(options: LinphoneOptions): Promise<Li
     playWav,
     recordWav: `${dir}/record.wav`,
     registered: options.account !== undefined,
+    videoRtpPort,
+    video: options.video === true,
   };
 }
 
@@ -184,7 +213,7 @@ export class Linphonec {
   /** Starts linphonec with `HOME` set to the scratch home; waits for its SIP transports. */
   static async start(config: LinphoneConfig, timeoutMs = 20_000): Promise<Linphonec> {
     const child = new Deno.Command("linphonec", {
-      args: ["-c", config.rcPath, "-d", "6", "-l", config.logPath],
+      args: [...(config.video ? ["-V"] : []), "-c", config.rcPath, "-d", "6", "-l", config.logPath],
       cwd: config.dir,
       env: { HOME: config.home },
       stdin: "piped",

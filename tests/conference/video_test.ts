@@ -6,7 +6,9 @@
  * selects that participant's stream; conference-info shows video media (label, src-id,
  * status) and available-media video; and the first camera makes the focus re-INVITE the
  * video-capable participants (their `m=video 0` slot reused, o= version raised), not the
- * ones that never offered video, while the last camera leaving removes video again.
+ * ones that never offered video, while the last camera leaving removes video again. A source
+ * without RTCP feedback (Linphone's video added by re-INVITE) is asked for key frames with an
+ * RFC 5168 `picture_fast_update` INFO.
  */
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
@@ -31,7 +33,7 @@ import { startTestServer } from "../_helpers/test_server.ts";
 setLogLevel(Deno.env.get("TEST_LOG") === "debug" ? "debug" : "warn");
 
 type Video =
-  | { port: number; direction?: string; label?: string; ssrc?: number }
+  | { port: number; direction?: string; label?: string; ssrc?: number; feedback?: false }
   | "disabled"
   | undefined;
 
@@ -52,9 +54,9 @@ function avOffer(audioPort: number, video: Video, version = 1): string {
     lines.push(
       `m=video ${video.port} RTP/AVP 96`,
       "a=rtpmap:96 VP8/90000",
-      "a=rtcp-fb:96 nack",
-      "a=rtcp-fb:96 nack pli",
-      "a=rtcp-fb:96 ccm fir",
+      ...(video.feedback === false
+        ? []
+        : ["a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", "a=rtcp-fb:96 ccm fir"]),
       "a=rtcp-mux",
       `a=${video.direction ?? "sendrecv"}`,
       ...(video.label ? [`a=label:${video.label}`] : []),
@@ -291,6 +293,56 @@ Deno.test("video: the first camera re-INVITEs the video-capable (m=video 0) part
       if (!media(state, "bob").some((m) => m.type === "video")) break;
     }
     assert.ok(!state.availableMedia.some((m) => m.type === "video"), "video gone");
+  } finally {
+    for (const p of peers) await p.close();
+    for (const cl of [alice, bob, carol, watcher]) await cl.close();
+    await srv.stop();
+  }
+});
+
+Deno.test("video: a source that negotiated no RTCP feedback is asked for a key frame with an RFC 5168 picture_fast_update INFO (again after 491); one with PLI is not", async () => {
+  const srv = await startTestServer();
+  const [alice, bob, carol, watcher] = await clients(srv.port);
+  const peers = Array.from({ length: 4 }, () => new RtpPeer());
+  const [aA, aV, bA, bV] = peers as [RtpPeer, RtpPeer, RtpPeer, RtpPeer];
+  try {
+    const conference = await createConference(alice);
+    // Alice's video line carries no rtcp-fb (as Linphone's after an audio-only answer).
+    const a = await join(
+      alice,
+      conference,
+      avOffer(aA.port, { port: aV.port, ssrc: 0xa11ce, feedback: false }),
+    );
+    const aAns = videoOf(textOf(a.response));
+    assert.doesNotMatch(aAns.text, /^a=rtcp-fb/m, "no feedback answered that was not offered");
+    await vp8(aV, aAns.port, 0xa11ce, 1, 0xaa);
+    // Bob (with PLI) joins and views Alice: the focus wants a key frame from her.
+    const b = await join(bob, conference, avOffer(bA.port, { port: bV.port, ssrc: 0xb0b }));
+    const info = await alice.take((m): m is SipRequest =>
+      m instanceof SipRequest && m.method === "INFO" && m.callId === a.callId
+    );
+    assert.equal(info.headers.get("Content-Type"), "application/media_control+xml");
+    assert.match(textOf(info), /<to_encoder>\s*<picture_fast_update\s*\/>\s*<\/to_encoder>/);
+    // 491 (liblinphone answers so while its own re-INVITE awaits our ACK): asked again.
+    await alice.send(createResponse(info, 491));
+    const again = await alice.take((m): m is SipRequest =>
+      m instanceof SipRequest && m.method === "INFO" && m.callId === a.callId
+    );
+    assert.notEqual(again.cseq.seq, info.cseq.seq, "a new INFO, not a retransmission");
+    await alice.send(createResponse(again, 200));
+    const conf = [...srv.server.focus.conferences.values()][0]!;
+    assert.equal(conf.keyFrameInfosSent, 2);
+
+    // Bob negotiated PLI: Alice viewing Bob asks him by RTCP only, never by INFO.
+    await vp8(bV, videoOf(textOf(b.response)).port, 0xb0b, 1, 0xbb);
+    assert.equal((await aV.nextRtp()).payload[7], 0xbb, "Alice views Bob");
+    const cseq = await bob.sendRequest("OPTIONS", FACTORY, { callId: freshCallId(bob) });
+    const next = await bob.take((m) =>
+      (m instanceof SipRequest && m.method === "INFO") ||
+      (m instanceof SipResponse && m.cseq.method === "OPTIONS" && m.cseq.seq === cseq)
+    );
+    assert.ok(next instanceof SipResponse, "Bob (PLI negotiated) gets no INFO");
+    assert.equal(conf.keyFrameInfosSent, 2);
   } finally {
     for (const p of peers) await p.close();
     for (const cl of [alice, bob, carol, watcher]) await cl.close();
