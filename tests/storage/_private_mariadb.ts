@@ -42,6 +42,8 @@ export class PrivateMariadb {
         "--no-defaults",
         "--user=root",
         `--datadir=${dataDir}`,
+        // Its own temporary directory: bootstraps running at once must not share /tmp's.
+        `--tmpdir=${dataDir}`,
         "--auth-root-authentication-method=normal",
         "--skip-test-db",
       ],
@@ -65,6 +67,7 @@ export class PrivateMariadb {
         "--no-defaults",
         "--user=root",
         `--datadir=${this.dataDir}`,
+        `--tmpdir=${this.dataDir}`,
         `--socket=${this.dataDir}/s.sock`,
         "--bind-address=127.0.0.1",
         `--port=${this.port}`,
