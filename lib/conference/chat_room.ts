@@ -28,7 +28,7 @@ import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
-import type { DeviceDirectory, DeviceWatch } from "../registrar/device_directory.ts";
+import type { Device, DeviceDirectory, DeviceWatch } from "../registrar/device_directory.ts";
 import { parseNameAddr } from "../sip/headers.ts";
 import type { SipRequest, SipResponse } from "../sip/message.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
@@ -55,6 +55,8 @@ export interface ChatRoomServices {
   readonly retentionMs: number;
   /** Delete a room when its last participant left (config `empty-chat-room-deletion`). */
   readonly emptyRoomDeletion: boolean;
+  /** Config `check-capabilities`: only devices announcing `groupchat` are invited. */
+  readonly checkCapabilities: boolean;
   /** Where devices of participants are found (Flexisip Redis / reg-event), if configured. */
   directory(): DeviceDirectory | undefined;
   /** Contact (with `isfocus`) of dialogs of this room. */
@@ -412,16 +414,22 @@ export class ChatRoom {
   // Invitations (the focus dials out to devices)
 
   /**
-   * Invites every device of `aor` (except `skip`): those the directory knows, else the AOR
-   * itself through the outbound proxy (which forks it to the registered devices). Without
-   * either, nothing can reach the devices: they join by INVITE to the room themselves.
+   * Invites every device of `aor` (except `skip`): those the directory knows (liblinphone's
+   * server: each registered device with `groupchat` in its specs when `check-capabilities`),
+   * else the AOR itself through the outbound proxy (which forks it to the registered devices).
+   * Without either, nothing can reach the devices: they join by INVITE to the room themselves.
    */
   async #inviteParticipant(aor: string, skip?: string): Promise<void> {
     const directory = this.#s.directory();
-    let targets: string[] = this.#s.ua.options.outboundProxy !== undefined ? [aor] : [];
+    const proxied = this.#s.ua.options.outboundProxy !== undefined;
+    let targets: Array<{ target: string; gruu: string | undefined }> = proxied
+      ? [{ target: aor, gruu: undefined }]
+      : [];
     if (directory) {
       try {
-        targets = (await directory.devicesOf(aor)).map((d) => d.uri);
+        targets = (await directory.devicesOf(aor)).filter((d) => this.#capable(d)).map((d) =>
+          this.#targetOf(aor, d)
+        );
       } catch (err) {
         this.#s.logger.warn("device directory unavailable", {
           room: this.id,
@@ -430,16 +438,36 @@ export class ChatRoom {
         });
       }
     }
-    for (const target of targets) {
-      const known = [...this.#devices.values()].find((d) =>
-        d.uri === target || d.target === target
-      );
-      if (known?.uri !== skip && !known?.session) void this.#inviteDevice(aor, target);
+    for (const { target, gruu } of targets) {
+      if (gruu !== undefined && gruu === skip) continue;
+      const known = [...this.#devices.values()].find((d) => d.uri === gruu || d.target === target);
+      if (known?.uri !== skip && !known?.session) void this.#inviteDevice(aor, target, gruu);
     }
   }
 
+  /**
+   * Where a directory device is reached: its GRUU through the outbound proxy, else straight
+   * at its registered contact; and its GRUU (from its instance id when it has no `gr`).
+   */
+  #targetOf(aor: string, d: Device): { target: string; gruu: string | undefined } {
+    const proxied = this.#s.ua.options.outboundProxy !== undefined;
+    let gruu: string | undefined;
+    try {
+      gruu = gruuOf(aor, parseUri(d.uri));
+    } catch {
+      gruu = undefined;
+    }
+    if (gruu === undefined && d.instance !== undefined) gruu = `${aor};gr=${d.instance}`;
+    return { target: proxied ? d.uri : d.contact, gruu };
+  }
+
+  /** Config `check-capabilities`: a device that announces specs without groupchat is skipped. */
+  #capable(d: Device): boolean {
+    return !this.#s.checkCapabilities || d.specs === undefined || /\bgroupchat\b/.test(d.specs);
+  }
+
   /** INVITE from the room to one device (or AOR), with the others as a resource list. */
-  async #inviteDevice(aor: string, target: string): Promise<void> {
+  async #inviteDevice(aor: string, target: string, gruu?: string): Promise<void> {
     const s = this.#s;
     let uri: SipUri;
     try {
@@ -496,7 +524,7 @@ export class ChatRoom {
       return;
     }
     const answered = contactUri(result.response);
-    const deviceUri = (answered ? gruuOf(aor, answered) : undefined) ??
+    const deviceUri = gruu ?? (answered ? gruuOf(aor, answered) : undefined) ??
       gruuOf(aor, uri) ?? (answered ? formatUri(answered) : target);
     const device = this.#device(deviceUri, aor, answered ? formatUri(answered) : target);
     holder.device = device;
@@ -517,10 +545,12 @@ export class ChatRoom {
       directory.watch(aor, (event) => {
         if (this.#ended || this.#stopping || !this.roster.user(aor)) return;
         for (const change of event.changes) {
-          const known = [...this.#devices.values()].find((d) => d.target === change.device.uri);
-          if (change.kind === "added" && !known?.session) {
-            void this.#inviteDevice(aor, change.device.uri);
-          }
+          if (change.kind !== "added" || !this.#capable(change.device)) continue;
+          const { target, gruu } = this.#targetOf(aor, change.device);
+          const known = [...this.#devices.values()].find((d) =>
+            d.uri === gruu || d.target === target
+          );
+          if (!known?.session) void this.#inviteDevice(aor, target, gruu);
         }
       }),
     );

@@ -27,8 +27,6 @@ export interface ChatRoomFactoryOptions extends Omit<ChatRoomServices, "onEnded"
   readonly enabled: boolean;
   /** Config `enable-one-to-one-chat-room`. */
   readonly oneToOneEnabled: boolean;
-  /** Config `check-capabilities`: a creator whose specs lack `groupchat` gets 403. */
-  readonly checkCapabilities: boolean;
 }
 
 const PURGE_INTERVAL_MS = 3600_000;
