@@ -625,8 +625,11 @@ export class ChatRoom {
       const known = this.#devices.get(senderAddress.gruu);
       if (known) known.target = senderAddress.target;
     }
+    // A participant with no device known yet gets it queued under its AOR: its first device
+    // takes that queue over (see #adoptAorQueue).
     const recipients: string[] = [];
     for (const user of this.roster.users) {
+      if (user.devices.size === 0) recipients.push(user.aor);
       for (const uri of user.devices.keys()) if (uri !== sender) recipients.push(uri);
     }
     if (recipients.length > 0) {
@@ -928,6 +931,7 @@ export class ChatRoom {
       return;
     }
     const user = this.roster.addUser(aor, display, Date.now());
+    if (user.devices.size === 0) void this.#adoptAorQueue(aor, deviceUri);
     user.devices.set(deviceUri, {
       uri: deviceUri,
       status: "connected",
@@ -935,6 +939,38 @@ export class ChatRoom {
       joinedAt: Date.now(),
       media: TEXT_MEDIA,
     });
+  }
+
+  /**
+   * The first device of a participant takes over what was queued under its AOR while no
+   * device of it was known (copied for the device, oldest first, then released from the AOR).
+   */
+  async #adoptAorQueue(aor: string, deviceUri: string): Promise<void> {
+    const s = this.#s;
+    try {
+      await s.persist("chat-adopt", async () => {
+        for (const m of await s.store.pendingMessagesFor(this.id, aor)) {
+          await s.store.enqueueMessage(this.id, {
+            senderAor: m.senderAor,
+            senderDevice: m.senderDevice,
+            contentType: m.contentType,
+            body: m.body,
+            receivedAt: m.receivedAt,
+            recipients: [deviceUri],
+          });
+          await s.store.markDelivered(m.id, aor);
+        }
+      });
+    } catch (err) {
+      s.logger.warn("could not hand queued messages to a device", {
+        room: this.id,
+        device: deviceUri,
+        error: err as Error,
+      });
+      return;
+    }
+    const device = this.#devices.get(deviceUri);
+    if (device?.present) void this.#pump(device);
   }
 
   #participantRecord(aor: string, isAdmin: boolean, at: number) {

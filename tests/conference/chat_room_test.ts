@@ -277,6 +277,34 @@ Deno.test("chat room: a device that was away gets its queue when it subscribes a
   }
 });
 
+Deno.test("chat room: a participant with no device yet gets what was said once it joins", async () => {
+  const t = await startTestServer();
+  const clients: SipClient[] = [];
+  try {
+    const alice = await chatClient("alice", t.port);
+    const bob = await chatClient("bob", t.port);
+    clients.push(alice, bob);
+    const { room } = await createRoom(alice, [bob.aor]);
+    await becomePresent(alice, room);
+    const early = cpim(alice.aor, room, "before you came");
+    assert.equal((await sendChat(alice, room, early)).status, 202);
+    const id = confIdOf(room);
+    assert.equal((await t.server.store.pendingMessagesFor(id, bob.aor)).length, 1);
+    await joinRoom(bob, room);
+    await becomePresent(bob, room);
+    assert.equal(textOf(await receiveChat(bob)), early);
+    await eventually(
+      "queue handed over",
+      async () =>
+        (await t.server.store.pendingMessagesFor(id, bob.aor)).length === 0 &&
+        (await t.server.store.pendingMessagesFor(id, gruuOf(bob))).length === 0,
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await t.stop();
+  }
+});
+
 Deno.test("chat room: rooms and queued messages survive a restart", async () => {
   const dir = await Deno.makeTempDir({ prefix: "conclave-chat-restart-" });
   const clients: SipClient[] = [];
