@@ -246,7 +246,7 @@ export class Focus implements RequestHandler {
       return;
     }
     const confId = uri.params.get("conf-id");
-    if (confId && isPlausibleConferenceId(confId)) {
+    if (confId && isPlausibleConferenceId(confId) && !this.#live.has(confId)) {
       const room = await this.#chat.find(confId);
       if (room) {
         await room.onRequest(sr);
