@@ -80,6 +80,13 @@ interface ChatDevice {
   readonly aor: string;
   /** Where requests for it go: the Contact it last used, else its GRUU (via the proxy). */
   target: string;
+  /**
+   * The address the device knows the room by as its own (the To of the INVITE that brought it
+   * in: the AOR when the focus could only invite the AOR through the proxy, else its GRUU).
+   * liblinphone finds a chat room by (From = room, To = that address): it is the To of relayed
+   * MESSAGEs, and a MESSAGE whose From is it comes from this device.
+   */
+  localAddress: string | undefined;
   session: InviteSession | undefined;
   /** Its first conference NOTIFY got a 2xx (or it was present before a restart). */
   present: boolean;
@@ -422,7 +429,10 @@ export class ChatRoom {
   async #inviteParticipant(aor: string, skip?: string): Promise<void> {
     const directory = this.#s.directory();
     const proxied = this.#s.ua.options.outboundProxy !== undefined;
-    let targets: Array<{ target: string; gruu: string | undefined }> = proxied
+    // The AOR reaches every device of the user, the creator's own one included: only the
+    // directory can tell the creator's other devices apart.
+    const own = skip !== undefined && this.#devices.get(skip)?.aor === aor;
+    let targets: Array<{ target: string; gruu: string | undefined }> = proxied && !own
       ? [{ target: aor, gruu: undefined }]
       : [];
     if (directory) {
@@ -527,6 +537,7 @@ export class ChatRoom {
     const deviceUri = gruu ?? (answered ? gruuOf(aor, answered) : undefined) ??
       gruuOf(aor, uri) ?? (answered ? formatUri(answered) : target);
     const device = this.#device(deviceUri, aor, answered ? formatUri(answered) : target);
+    if (gruuOf(aor, uri) === undefined) device.localAddress = formatUri(uri);
     holder.device = device;
     device.session?.abandon();
     device.session = result.session;
@@ -620,7 +631,9 @@ export class ChatRoom {
       return;
     }
     const senderAddress = chatDeviceOf(req);
-    const sender = senderAddress?.gruu;
+    const fromText = formatUri({ ...req.from.uri, params: new Map(), headers: new Map() });
+    const sender = senderAddress?.gruu ??
+      [...this.#devices.values()].find((d) => d.aor === aor && d.localAddress === fromText)?.uri;
     if (senderAddress) {
       const known = this.#devices.get(senderAddress.gruu);
       if (known) known.target = senderAddress.target;
@@ -713,7 +726,7 @@ export class ChatRoom {
     let to: SipUri;
     try {
       uri = parseUri(device.target);
-      to = parseUri(device.uri);
+      to = parseUri(device.localAddress ?? device.uri);
     } catch {
       return 400;
     }
@@ -911,6 +924,7 @@ export class ChatRoom {
         pumping: false,
         again: false,
         retry: undefined,
+        localAddress: undefined,
       };
       this.#devices.set(uri, device);
     } else if (target !== undefined) {
