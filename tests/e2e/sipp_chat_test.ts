@@ -8,13 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { setLogLevel } from "../../lib/config/log.ts";
-import {
-  becomePresent,
-  chatClient,
-  joinRoom,
-  receiveChat,
-  sendChat,
-} from "../_helpers/chat_steps.ts";
+import { becomePresent, chatClient, joinRoom, receiveChat } from "../_helpers/chat_steps.ts";
 import { freePort } from "../_helpers/netns.ts";
 import { textOf } from "../_helpers/sip_client.ts";
 import { startTestServer } from "../_helpers/test_server.ts";
