@@ -348,6 +348,53 @@ Deno.test("chat room: rooms and queued messages survive a restart", async () => 
   }
 });
 
+Deno.test("chat room: queued messages past chat-message-retention are not delivered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "conclave-chat-retention-" });
+  const clients: SipClient[] = [];
+  try {
+    let t = await startTestServer(["chat-message-retention=7d"], dir);
+    const alice = await chatClient("alice", t.port);
+    const bob = await chatClient("bob", t.port);
+    clients.push(alice, bob);
+    const { room } = await createRoom(alice, [bob.aor]);
+    await joinRoom(bob, room);
+    await becomePresent(bob, room);
+    const id = confIdOf(room);
+    await bob.close();
+    // One message received eight days ago (as if bob had been away since), one just now.
+    const old = cpim(alice.aor, room, "eight days old");
+    await t.server.store.enqueueMessage(id, {
+      senderAor: alice.aor,
+      senderDevice: null,
+      contentType: "message/cpim",
+      body: new TextEncoder().encode(old),
+      receivedAt: Date.now() - 8 * 86_400_000,
+      recipients: [gruuOf(bob)],
+    });
+    const fresh = cpim(alice.aor, room, "fresh");
+    assert.equal((await sendChat(alice, room, fresh)).status, 202);
+    await alice.close();
+    await t.stop();
+    // The purge at start drops it from storage; the fresh one is still there.
+    t = await startTestServer(["chat-message-retention=7d"], dir);
+    try {
+      const pending = await t.server.store.pendingMessagesFor(id, gruuOf(bob));
+      assert.deepEqual(pending.map((m) => new TextDecoder().decode(m.body)), [fresh]);
+      const bob2 = await chatClient("bob", t.port);
+      bob2.gr = bob.gr;
+      clients.push(bob2);
+      await becomePresent(bob2, room);
+      assert.equal(textOf(await receiveChat(bob2)), fresh);
+      await assertNoChat(bob2);
+    } finally {
+      await t.stop();
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("chat room: refused when text is not among supported-media-types", async () => {
   const t = await startTestServer(["supported-media-types=audio"]);
   const alice = await chatClient("alice", t.port);
