@@ -413,8 +413,26 @@ export class ChatRoom {
         if (sr.request.method === "MESSAGE") return answer(this.#onMessage(sr));
         return false;
       },
+      onUpdated: (request: SipRequest) => this.#onSubjectChange(device, request),
       ...(onConfirmed ? { onConfirmed } : {}),
     };
+  }
+
+  /**
+   * A re-INVITE from an admin's device with another `Subject` changes the room's subject
+   * (liblinphone's server: the only thing a re-INVITE changes); stored, then published.
+   */
+  #onSubjectChange(device: ChatDevice, request: SipRequest): void {
+    const subject = request.headers.get("Subject");
+    if (request.method !== "INVITE" || subject === undefined) return;
+    if (subject === this.roster.subject || !this.roster.user(device.aor)?.admin) return;
+    const s = this.#s;
+    this.roster.subject = subject;
+    void s.persist("subject", async () => {
+      this.record = await s.store.updateConference(this.id, { subject: this.roster.subject });
+    }).catch(() => {});
+    s.logger.info("chat room subject changed", { room: this.id, by: device.aor });
+    this.#publish();
   }
 
   // ------------------------------------------------------------------------------------
@@ -516,6 +534,10 @@ export class ChatRoom {
         onRequest: (sr) => {
           const d = holder.device;
           return d ? this.#sessionEvents(d).onRequest(sr) : false;
+        },
+        onUpdated: (request) => {
+          const d = holder.device;
+          if (d) this.#onSubjectChange(d, request);
         },
       });
     } finally {

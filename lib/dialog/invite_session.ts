@@ -57,6 +57,11 @@ export interface InviteSessionEvents {
   onRequest?(request: ServerRequest): void | boolean;
   /** The ACK confirmed the session. */
   onConfirmed?(): void;
+  /**
+   * A re-INVITE or UPDATE was accepted (with or without an offer), e.g. to read headers that
+   * change session properties such as `Subject` (a chat room's subject, liblinphone).
+   */
+  onUpdated?(request: SipRequest): void;
 }
 
 const SDP = "application/sdp";
@@ -349,6 +354,7 @@ export class InviteSession implements DialogUsage {
     }
     // RFC 4028 §9: every accepted re-INVITE/UPDATE sets the timer again (or ends it).
     this.#setTimer(timer?.timer, "uas");
+    this.#events.onUpdated?.(req);
   }
 
   // ------------------------------------------------------------------------------------

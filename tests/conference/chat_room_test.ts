@@ -102,6 +102,19 @@ Deno.test("chat room: create, join, relay to two others, 403 outsider, leave by 
     assert.equal((await subscribeConference(dave, room)).response.status, 403);
     await assertNoChat(bob);
 
+    // The admin renames the room with a re-INVITE carrying Subject; a non-admin cannot.
+    const rename = await inRoomSession(alice, aliceSession, "INVITE", [["Subject", "Renamed"]]);
+    assert.equal(rename.status, 200);
+    await alice.ack(rename, contactOf(rename));
+    await eventually(
+      "subject stored",
+      async () => (await store.getConference(id))?.subject === "Renamed",
+    );
+    const refused = await inRoomSession(carol, carolSession, "INVITE", [["Subject", "Mine"]]);
+    assert.equal(refused.status, 200, "the re-INVITE itself is fine");
+    await carol.ack(refused, contactOf(refused));
+    assert.equal((await store.getConference(id))?.subject, "Renamed");
+
     // A non-admin cannot add anyone.
     const refer = await inRoomSession(carol, carolSession, "REFER", [
       ["Refer-To", `<${dave.aor}>;text`],
