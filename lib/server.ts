@@ -242,6 +242,14 @@ export class Server {
       maxSpeakers: cs.maxSpeakers,
       announcements: cs.announcements,
       expiryMs: cs.cleanupExpiredConferences ? cs.conferencesExpiryTimeMs : 0,
+      chat: {
+        enabled: cs.supportedMediaTypes.includes("text"),
+        oneToOneEnabled: cs.enableOneToOneChatRoom,
+        checkCapabilities: cs.checkCapabilities,
+        emptyRoomDeletion: cs.emptyChatRoomDeletion,
+        retentionMs: cs.chatMessageRetentionMs,
+        directory: () => this.#directory,
+      },
     });
     this.#focus = focus;
     await focus.start();

@@ -28,6 +28,8 @@ import {
   sameUserHost,
 } from "./conference_uri.ts";
 import type { LocalMediaCaps, Negotiator, VideoCodecName } from "./media_negotiation.ts";
+import type { DeviceDirectory } from "../registrar/device_directory.ts";
+import { ChatRoomFactory, isChatRoomCreation } from "./chat_room_factory.ts";
 
 /** A factory URI and the focus URI template of the conferences it creates. */
 export interface FactoryBinding {
@@ -71,6 +73,20 @@ export interface FocusOptions {
   readonly announcements: boolean;
   /** Ended conferences older than this are purged (0 = never). */
   readonly expiryMs: number;
+  /** Group chat rooms (defaults: enabled, one-to-one allowed, 7 days retention). */
+  readonly chat?: ChatSettings;
+}
+
+/** Settings of group chat rooms (config keys of `[conference-server]`). */
+export interface ChatSettings {
+  /** `text` is among `supported-media-types`. */
+  readonly enabled: boolean;
+  readonly oneToOneEnabled: boolean;
+  readonly checkCapabilities: boolean;
+  readonly emptyRoomDeletion: boolean;
+  readonly retentionMs: number;
+  /** The device directory, once started (undefined without Redis). */
+  directory(): DeviceDirectory | undefined;
 }
 
 const PURGE_INTERVAL_MS = 3600_000;
@@ -93,9 +109,26 @@ export class Focus implements RequestHandler {
   #purgeTimer: TimerHandle | undefined;
   readonly #durableWaits = new Set<() => void>();
   #stopping = false;
+  readonly #chat: ChatRoomFactory;
 
   constructor(options: FocusOptions) {
     this.#o = options;
+    const chat = options.chat;
+    this.#chat = new ChatRoomFactory({
+      ua: options.ua,
+      store: options.store,
+      clock: options.clock,
+      logger: options.logger,
+      maxParticipants: options.maxParticipants,
+      enabled: chat?.enabled ?? true,
+      oneToOneEnabled: chat?.oneToOneEnabled ?? true,
+      checkCapabilities: chat?.checkCapabilities ?? true,
+      emptyRoomDeletion: chat?.emptyRoomDeletion ?? true,
+      retentionMs: chat?.retentionMs ?? 7 * 86_400_000,
+      directory: () => chat?.directory(),
+      contactFor: (record, flow) => this.contactFor(record, flow),
+      persist: (what, op) => this.#persistDurably(what, op),
+    });
     this.#services = {
       ua: options.ua,
       store: options.store,
@@ -126,9 +159,15 @@ export class Focus implements RequestHandler {
     return this.#live;
   }
 
-  /** Purges expired conferences now and then every hour. */
+  /** Live chat rooms (group chat), by id. */
+  get chatRooms(): ChatRoomFactory {
+    return this.#chat;
+  }
+
+  /** Purges expired conferences now and then every hour; loads the chat rooms. */
   async start(): Promise<void> {
     await this.#purge();
+    await this.#chat.start();
   }
 
   /** Ends every call (BYE) and subscription, without marking conferences ended. */
@@ -136,6 +175,7 @@ export class Focus implements RequestHandler {
     this.#stopping = true;
     this.#purgeTimer?.cancel();
     for (const abandon of [...this.#durableWaits]) abandon();
+    this.#chat.stop();
     await Promise.all([...this.#live.values()].map((c) => c.shutdown()));
     this.#live.clear();
   }
@@ -202,10 +242,18 @@ export class Focus implements RequestHandler {
     const uri = req.uri;
     const factory = this.#o.factories.find((f) => sameUserHost(f.factory, uri));
     if (factory) {
-      await this.#factoryRequest(sr, factory);
+      if (isChatRoomCreation(req)) await this.#chat.create(sr, factory.factory, factory.focus);
+      else await this.#factoryRequest(sr, factory);
       return;
     }
     const confId = uri.params.get("conf-id");
+    if (confId && isPlausibleConferenceId(confId) && !this.#live.has(confId)) {
+      const room = await this.#chat.find(confId);
+      if (room) {
+        await room.onRequest(sr);
+        return;
+      }
+    }
     let conference: Conference | number;
     if (confId !== undefined) {
       conference = confId !== null && isPlausibleConferenceId(confId)

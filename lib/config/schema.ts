@@ -65,6 +65,8 @@ export interface ConferenceServerConfig {
   readonly encryption: "none";
   readonly natAddresses: readonly string[];
   readonly emptyChatRoomDeletion: boolean;
+  /** Queued chat messages older than this are dropped. */
+  readonly chatMessageRetentionMs: number;
   /** Never empty once loaded: an absolute path (see `defaultStateDirectory`). */
   readonly stateDirectory: string;
   readonly subscriptionRefreshDelayMs: number;
@@ -349,6 +351,16 @@ export const SCHEMA: Schema = {
         type: boolType(),
         default: "true",
         doc: "Delete chat rooms that have no participant left.",
+      },
+      chatMessageRetentionMs: {
+        name: "chat-message-retention",
+        type: durationType(60_000, 200 * YEAR),
+        default: "7d",
+        doc: "How long a chat message waits for a device that is away; older ones are dropped.",
+        details: [
+          "liblinphone's server keeps queued messages one week (7d). Messages are stored before",
+          "they are accepted, so they survive restarts while they wait.",
+        ],
       },
       stateDirectory: {
         name: "state-directory",

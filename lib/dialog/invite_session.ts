@@ -50,10 +50,18 @@ export interface InviteSessionEvents {
   ): { answer: string } | { status: number; reason?: string };
   /** The session ended (after BYE either way, a missing ACK, or a failure). */
   onEnded(reason: SessionEndReason): void;
-  /** Other in-dialog requests (REFER, INFO, MESSAGE, NOTIFY, OPTIONS); unanswered ones get 200. */
-  onRequest?(request: ServerRequest): void;
+  /**
+   * Other in-dialog requests (REFER, INFO, MESSAGE, NOTIFY, OPTIONS); those still unanswered
+   * when it returns get 200, unless it returns true (it answers them later itself).
+   */
+  onRequest?(request: ServerRequest): void | boolean;
   /** The ACK confirmed the session. */
   onConfirmed?(): void;
+  /**
+   * A re-INVITE or UPDATE was accepted (with or without an offer), e.g. to read headers that
+   * change session properties such as `Subject` (a chat room's subject, liblinphone).
+   */
+  onUpdated?(request: SipRequest): void;
 }
 
 const SDP = "application/sdp";
@@ -138,7 +146,8 @@ export class InviteSession implements DialogUsage {
     ua: UserAgent,
     sr: ServerRequest,
     options: {
-      answer: string;
+      /** The SDP answer; absent for a session without media (a chat room, RFC 4975-less IM). */
+      answer?: string;
       contact: string;
       headers?: Iterable<readonly [string, string]>;
       events: InviteSessionEvents;
@@ -168,8 +177,7 @@ export class InviteSession implements DialogUsage {
         ...(timer?.headers ?? []),
         ...(options.headers ?? []),
       ],
-      body: options.answer,
-      contentType: SDP,
+      ...(options.answer !== undefined ? { body: options.answer, contentType: SDP } : {}),
     });
     sr.send(response);
     session.#start2xxRetransmission(response, sr.flow);
@@ -179,11 +187,17 @@ export class InviteSession implements DialogUsage {
 
   /**
    * UAC: sends an INVITE with an SDP offer (dial-out, RFC 3261 §13.2.1) and resolves with the
-   * session once a 2xx arrived and was ACKed, or with the failure response.
+   * session once a 2xx arrived and was ACKed, or with the failure response. Without `offer`
+   * the INVITE carries `content` instead (a session without media, e.g. a chat room's invitation
+   * with its RFC 4826 resource list) or no body.
    */
   static async dial(
     ua: UserAgent,
-    spec: Omit<OutgoingRequestSpec, "method" | "body"> & { offer: string; contact: string },
+    spec: Omit<OutgoingRequestSpec, "method" | "body"> & {
+      offer: string | undefined;
+      contact: string;
+      content?: { readonly type: string; readonly body: Uint8Array };
+    },
     events: InviteSessionEvents & { onProvisional?(response: SipResponse): void },
   ): Promise<
     { session: InviteSession; response: SipResponse } | {
@@ -195,12 +209,20 @@ export class InviteSession implements DialogUsage {
       ...spec,
       method: "INVITE",
       headers: [
-        ["Content-Type", SDP],
+        ...(spec.offer !== undefined
+          ? [["Content-Type", SDP] as const]
+          : spec.content !== undefined
+          ? [["Content-Type", spec.content.type] as const]
+          : []),
         ["Allow", ua.capabilityHeaders()[0]?.[1] ?? ""],
         ["Supported", "timer"],
         ...(spec.headers ?? []),
       ],
-      body: encoder.encode(spec.offer),
+      ...(spec.offer !== undefined
+        ? { body: encoder.encode(spec.offer) }
+        : spec.content !== undefined
+        ? { body: spec.content.body }
+        : {}),
     });
     const holder: { session?: InviteSession } = {};
     const tx = ua.send(request, {
@@ -269,7 +291,7 @@ export class InviteSession implements DialogUsage {
         this.#onOfferRequest(sr);
         return;
       default:
-        this.#events.onRequest?.(sr);
+        if (this.#events.onRequest?.(sr) === true) return;
         if (!sr.answered) {
           // RFC 3261 §11.2: OPTIONS in a dialog is answered with our capabilities too.
           sr.respond(
@@ -332,6 +354,7 @@ export class InviteSession implements DialogUsage {
     }
     // RFC 4028 §9: every accepted re-INVITE/UPDATE sets the timer again (or ends it).
     this.#setTimer(timer?.timer, "uas");
+    this.#events.onUpdated?.(req);
   }
 
   // ------------------------------------------------------------------------------------

@@ -41,8 +41,11 @@ export const ALLOWED_METHODS: readonly string[] = [
 /** Methods we know of but do not accept (→ 405 rather than 501, RFC 3261 §8.2.1). */
 const KNOWN_METHODS = new Set([...ALLOWED_METHODS, "REGISTER", "PRACK", "PUBLISH"]);
 
-/** Option tags we support (RFC 3261 §20.37): session timers (RFC 4028). */
-export const SUPPORTED_OPTIONS: readonly string[] = ["timer"];
+/**
+ * Option tags we support (RFC 3261 §20.37): session timers (RFC 4028) and INVITEs carrying a
+ * recipient list (RFC 5366 `recipient-list-invite`: chat room creation through the factory).
+ */
+export const SUPPORTED_OPTIONS: readonly string[] = ["timer", "recipient-list-invite"];
 
 /** Body types we accept (RFC 3261 §20.1 Accept). */
 export const ACCEPTED_TYPES: readonly string[] = [

@@ -109,9 +109,10 @@ export class ConferenceNotifier {
    * Accepts a SUBSCRIBE (RFC 4575 §3, RFC 6665 §4.2.1) and sends the immediate NOTIFY: full
    * state, or only the partials missed since `Last-Notify-Version`, or nothing new (an empty
    * NOTIFY) when the subscriber is up to date. `Expires: 0` is a fetch: one NOTIFY, then
-   * terminated.
+   * terminated. `onFirstNotify` hears whether that first NOTIFY got a 2xx (a chat room device
+   * is present from then on, as liblinphone's server has it).
    */
-  subscribe(sr: ServerRequest): Subscription {
+  subscribe(sr: ServerRequest, onFirstNotify?: (delivered: boolean) => void): Subscription {
     const ua = this.#options.ua;
     const sub = Subscription.accept(ua, sr, {
       event: "conference",
@@ -146,13 +147,16 @@ export class ConferenceNotifier {
       : undefined;
     const complete = missed !== undefined &&
       (missed.length === this.#version - (known ?? 0));
+    let first: Promise<boolean>;
     if (known !== undefined && known === this.#version && known > 0) {
-      void this.#send(entry, undefined);
+      first = this.#send(entry, undefined);
     } else if (complete && missed.length > 0) {
-      for (const h of missed) void this.#send(entry, h.xml);
+      const sent = missed.map((h) => this.#send(entry, h.xml));
+      first = sent[0] ?? Promise.resolve(false);
     } else {
-      void this.#send(entry, this.#fullXml());
+      first = this.#send(entry, this.#fullXml());
     }
+    if (onFirstNotify) void first.then(onFirstNotify, () => onFirstNotify(false));
     return sub;
   }
 

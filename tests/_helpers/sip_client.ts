@@ -59,8 +59,17 @@ export class SipClient {
     return `sip:${this.user}@example.org`;
   }
 
+  /** A GRUU instance (RFC 5627 `gr` value) put in the Contact URI when set (chat devices). */
+  gr: string | undefined;
+
   get contact(): string {
-    return `<sip:${this.user}@127.0.0.1:${this.peer.port};transport=tcp>`;
+    const gr = this.gr !== undefined ? `;gr=${this.gr}` : "";
+    return `<sip:${this.user}@127.0.0.1:${this.peer.port};transport=tcp${gr}>`;
+  }
+
+  /** The Contact URI (without brackets): the device URI the server sends requests to. */
+  get contactUri(): string {
+    return this.contact.slice(1, -1);
   }
 
   async #readLoop(): Promise<void> {

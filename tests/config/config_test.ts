@@ -40,6 +40,7 @@ const EXPECTED_DEFAULTS: Record<string, unknown> = {
   "conference-server.encryption": "none",
   "conference-server.nat-addresses": [],
   "conference-server.empty-chat-room-deletion": true,
+  "conference-server.chat-message-retention": 7 * 86_400_000,
   "conference-server.state-directory": "/home/tester/.local/state/conclave",
   "conference-server.subscription-refresh-delay": 600_000,
   "conference-server.call-timeout": 0,

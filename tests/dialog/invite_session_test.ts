@@ -22,7 +22,7 @@ Deno.test("accept: 200 with the answer, Contact, Allow, Supported, To tag; dialo
   assert.equal(ok.headers.get("Content-Type"), "application/sdp");
   assert.equal(ok.headers.get("Contact"), CONTACT);
   assert.ok(ok.headers.get("Allow")?.includes("UPDATE"));
-  assert.equal(ok.headers.get("Supported"), "timer");
+  assert.equal(ok.headers.get("Supported"), "timer, recipient-list-invite");
   assert.equal(ok.toTag, a.session.dialog.id.localTag);
   assert.deepEqual(ok.headers.getAll("Record-Route"), ["<sip:p1.example.net;lr>"]);
   assert.equal(ok.headers.has("Session-Expires"), false);

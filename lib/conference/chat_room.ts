@@ -1,0 +1,1072 @@
+/**
+ * One group chat room (RFC 4353 §5 focus for instant messages, as liblinphone's server group
+ * chat room implements it for Linphone clients): its participants (AORs, admins), their
+ * devices (GRUUs, RFC 5627), one media-less INVITE session per joined device, the RFC 4575
+ * conference-info notifier, and the message queue.
+ *
+ * - The creator's INVITE to the room (after the factory's 302) carries the RFC 4826 list of
+ *   participants: the creator becomes admin, the others are stored, and once the creator's
+ *   ACK arrived the focus INVITEs every device of every other participant (found in the device
+ *   directory, else the AOR through the outbound proxy) with the list of the others
+ *   (`Content-Disposition: recipient-list-history`).
+ * - A device of a participant joins with an INVITE (no SDP); a BYE from it is the participant
+ *   leaving (a one-to-one room is deleted instead). Admins add, remove and promote by REFER.
+ * - A device is present once the first NOTIFY of its `conference` subscription got a 2xx; its
+ *   queued messages are delivered then.
+ * - A MESSAGE from a participant is stored for every other device BEFORE it is accepted (202),
+ *   so nothing accepted is lost (503 + Retry-After while storage is down), then relayed as a new
+ *   MESSAGE from the room to each present device, delivery recorded per device; the sender's
+ *   own other devices get it with `X-fs-message-type: chat-service`.
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../config/clock.ts";
+import type { Logger } from "../config/log.ts";
+import { InviteSession, type SessionEndReason } from "../dialog/invite_session.ts";
+import type { ServerRequest } from "../dialog/server_request.ts";
+import { Subscription } from "../dialog/subscription.ts";
+import type { UserAgent } from "../dialog/user_agent.ts";
+import type { MediaSnapshot } from "../events/conference_info.ts";
+import { ConferenceNotifier } from "../events/notifier.ts";
+import type { Device, DeviceDirectory, DeviceWatch } from "../registrar/device_directory.ts";
+import { parseNameAddr } from "../sip/headers.ts";
+import type { SipRequest, SipResponse } from "../sip/message.ts";
+import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
+import type { ChatMessageRecord, ConferenceRecord, Store } from "../storage/store.ts";
+import { StoreUnavailableError } from "../storage/store.ts";
+import type { Flow } from "../transport/flow.ts";
+import { addressOfRecord } from "./conference_uri.ts";
+import {
+  buildResourceList,
+  RESOURCE_LISTS_TYPE,
+  resourceListText,
+  resourceListUris,
+} from "./resource_list.ts";
+import { Roster } from "./roster.ts";
+
+/** Services a chat room uses, provided by the focus. */
+export interface ChatRoomServices {
+  readonly ua: UserAgent;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly maxParticipants: number;
+  /** Queued messages older than this are not delivered any more (config `chat-message-retention`). */
+  readonly retentionMs: number;
+  /** Delete a room when its last participant left (config `empty-chat-room-deletion`). */
+  readonly emptyRoomDeletion: boolean;
+  /** Config `check-capabilities`: only devices announcing `groupchat` are invited. */
+  readonly checkCapabilities: boolean;
+  /** Where devices of participants are found (Flexisip Redis / reg-event), if configured. */
+  directory(): DeviceDirectory | undefined;
+  /** Contact (with `isfocus`) of dialogs of this room. */
+  contactFor(record: ConferenceRecord, flow: Flow | undefined): string;
+  /** Runs a write that must not be lost, retrying through storage outages. */
+  persist<T>(what: string, op: () => Promise<T>): Promise<T>;
+  /** The room was deleted. */
+  onEnded(room: ChatRoom): void;
+}
+
+/** The text stream of a chat room device (RFC 4575 media; liblinphone label 3 = text). */
+const TEXT_MEDIA: MediaSnapshot[] = [{ id: "3", type: "text", status: "sendrecv" }];
+
+/** Delay before a delivery that storage interrupted is tried again. */
+const STORE_RETRY_MS = 5000;
+
+/** Runtime state of one device. */
+interface ChatDevice {
+  /** Its GRUU (`<aor>;gr=<instance>`, RFC 5627 §3.1): the key in the roster and the store. */
+  readonly uri: string;
+  readonly aor: string;
+  /** Where requests for it go: the Contact it last used, else its GRUU (via the proxy). */
+  target: string;
+  /**
+   * The address the device knows the room by as its own (the To of the INVITE that brought it
+   * in: the AOR when the focus could only invite the AOR through the proxy, else its GRUU).
+   * liblinphone finds a chat room by (From = room, To = that address): it is the To of relayed
+   * MESSAGEs, and a MESSAGE whose From is it comes from this device.
+   */
+  localAddress: string | undefined;
+  session: InviteSession | undefined;
+  /** Its first conference NOTIFY got a 2xx (or it was present before a restart). */
+  present: boolean;
+  pumping: boolean;
+  again: boolean;
+  retry: TimerHandle | undefined;
+}
+
+function contactUri(request: SipRequest | SipResponse): SipUri | undefined {
+  const contact = request.headers.get("Contact");
+  if (contact === undefined) return undefined;
+  try {
+    return parseNameAddr(contact, "Contact").uri;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The GRUU of a device of `aor` whose URI carries `gr` (RFC 5627 §3.1). */
+function gruuOf(aor: string, uri: SipUri): string | undefined {
+  const gr = uri.params.get("gr");
+  return gr === undefined || gr === null || gr === "" ? undefined : `${aor};gr=${gr}`;
+}
+
+/** A device as a request names it: its GRUU and where to reach it. */
+export interface ChatDeviceAddress {
+  /** `<aor>;gr=<instance>` (the From AOR with the `gr` of the From or Contact URI). */
+  readonly gruu: string;
+  /** The Contact URI of the request, else the GRUU. */
+  readonly target: string;
+}
+
+/**
+ * The device of a request's sender (RFC 5627): Linphone puts its GRUU in the From of MESSAGE
+ * and SUBSCRIBE and in the Contact of INVITE. Undefined when neither carries `gr`.
+ */
+export function chatDeviceOf(request: SipRequest): ChatDeviceAddress | undefined {
+  const aor = addressOfRecord(request.from.uri);
+  const contact = contactUri(request);
+  const gruu = gruuOf(aor, request.from.uri) ?? (contact ? gruuOf(aor, contact) : undefined);
+  if (gruu === undefined) return undefined;
+  return { gruu, target: contact ? formatUri(contact) : gruu };
+}
+
+function retryAfterOf(err: unknown): string {
+  return String(err instanceof StoreUnavailableError ? err.retryAfterSeconds : 5);
+}
+
+/** A live chat room. */
+export class ChatRoom {
+  record: ConferenceRecord;
+  readonly roster: Roster;
+  readonly notifier: ConferenceNotifier;
+  readonly #s: ChatRoomServices;
+  readonly #devices = new Map<string, ChatDevice>();
+  readonly #watches = new Map<string, DeviceWatch>();
+  /** Targets being invited right now. */
+  readonly #inviting = new Set<string>();
+  #ended = false;
+  #stopping = false;
+
+  constructor(record: ConferenceRecord, services: ChatRoomServices) {
+    this.record = record;
+    this.#s = services;
+    this.roster = new Roster({
+      entity: record.uri,
+      subject: record.subject,
+      maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
+      availableMedia: [{ label: "3", type: "text", status: "sendrecv" }],
+    });
+    this.notifier = new ConferenceNotifier({
+      ua: services.ua,
+      contact: services.contactFor(record, undefined),
+      logger: services.logger,
+      initialVersion: record.lastNotifyVersion,
+      onVersion: () => {
+        void services.persist("notify-version", () =>
+          services.store.updateConference(record.id, {
+            lastNotifyVersion: this.notifier.version,
+          })).catch(() => {});
+      },
+    });
+  }
+
+  /**
+   * A room as stored (after a restart or on first use): participants, admins and devices come
+   * back, devices that were present are present again and get what is queued for them.
+   */
+  static async load(record: ConferenceRecord, services: ChatRoomServices): Promise<ChatRoom> {
+    const room = new ChatRoom(record, services);
+    const participants = await services.store.listParticipants(record.id);
+    const devices = await services.store.listDevices(record.id);
+    for (const p of participants) {
+      if (p.state === "left") continue;
+      const user = room.roster.addUser(p.aor, p.displayName ?? undefined, p.joinedAt);
+      user.admin = p.isAdmin;
+      user.organizer = p.aor === record.options["creator"];
+    }
+    for (const d of devices) {
+      const user = room.roster.user(d.aor);
+      if (!user) continue;
+      const present = d.state === "present";
+      user.devices.set(d.deviceUri, {
+        uri: d.deviceUri,
+        status: present ? "connected" : "pending",
+        joiningMethod: d.joiningMethod,
+        joinedAt: d.joiningTime ?? record.createdAt,
+        media: TEXT_MEDIA,
+      });
+      room.#device(d.deviceUri, d.aor, undefined).present = present;
+    }
+    room.#publish();
+    return room;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get oneToOne(): boolean {
+    return this.record.options.oneToOne === true;
+  }
+
+  /** Starts what a loaded room does on its own: delivering queues, following registrations. */
+  resume(): void {
+    this.#publish();
+    for (const user of this.roster.users) this.#watch(user.aor);
+    // Without an outbound proxy a GRUU is not routable: those devices get their queue once
+    // they subscribe again (with a Contact to reach them).
+    if (this.#s.ua.options.outboundProxy === undefined) return;
+    for (const d of this.#devices.values()) if (d.present) void this.#pump(d);
+  }
+
+  /** Device URIs that are present (their subscription's first NOTIFY was answered). */
+  get presentDevices(): string[] {
+    return [...this.#devices.values()].filter((d) => d.present).map((d) => d.uri);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Requests
+
+  /** Routes an out-of-dialog request to the room URI. */
+  async onRequest(sr: ServerRequest): Promise<void> {
+    if (this.#ended) {
+      sr.respond(410, "Gone (chat room deleted)");
+      return;
+    }
+    switch (sr.request.method) {
+      case "INVITE":
+        await this.#onInvite(sr);
+        return;
+      case "MESSAGE":
+        await this.#onMessage(sr);
+        return;
+      case "SUBSCRIBE":
+        this.#onSubscribe(sr);
+        return;
+      case "REFER":
+        await this.#onRefer(sr, undefined);
+        return;
+      default:
+        sr.respond(405, undefined, {
+          headers: [["Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, SUBSCRIBE, REFER, MESSAGE"]],
+        });
+    }
+  }
+
+  /**
+   * INVITE to the room: the creator's first one creates the participant list; later ones are
+   * devices of participants joining (liblinphone: a Contact without `gr` is declined).
+   */
+  async #onInvite(sr: ServerRequest): Promise<void> {
+    const req = sr.request;
+    const aor = addressOfRecord(req.from.uri);
+    const contact = contactUri(req);
+    const gruu = contact ? gruuOf(aor, contact) : undefined;
+    if (!contact || gruu === undefined) {
+      sr.respond(603, "Decline (the Contact must be a GRUU)");
+      return;
+    }
+    const address = { gruu, target: formatUri(contact) };
+    const creating = this.roster.users.length === 0;
+    if (creating) {
+      if (aor !== this.record.options["creator"]) {
+        sr.respond(403, "Forbidden (only the creator may open this chat room)");
+        return;
+      }
+      await this.#create(sr, aor, address);
+      return;
+    }
+    if (!this.roster.user(aor)) {
+      sr.respond(403, "Forbidden (not a participant of this chat room)");
+      return;
+    }
+    if (!this.oneToOne && resourceListText(req) !== undefined) {
+      sr.respond(488, "Not Acceptable Here (the participant list is set at creation)");
+      return;
+    }
+    try {
+      await this.#storeDevice(aor, gruu, "dialed-in");
+    } catch (err) {
+      sr.respond(503, "Service Unavailable (storage)", {
+        headers: [["Retry-After", retryAfterOf(err)]],
+      });
+      return;
+    }
+    this.#accept(sr, aor, address, "dialed-in");
+  }
+
+  async #create(sr: ServerRequest, creator: string, device: ChatDeviceAddress): Promise<void> {
+    const s = this.#s;
+    const req = sr.request;
+    let uris: string[];
+    try {
+      const list = resourceListText(req);
+      uris = list !== undefined
+        ? resourceListUris(list)
+        : [...(this.record.options["invitees"] as string[] | undefined ?? [])];
+    } catch (err) {
+      sr.respond(400, `Bad Request (${(err as Error).message})`);
+      return;
+    }
+    const others: string[] = [];
+    for (const u of uris) {
+      try {
+        const aor = addressOfRecord(parseUri(u));
+        if (aor !== creator && !others.includes(aor)) others.push(aor);
+      } catch {
+        // an entry that is not a URI is skipped
+      }
+    }
+    if (others.length === 0 || (this.oneToOne && others.length !== 1)) {
+      sr.respond(488, "Not Acceptable Here (invalid participant list)");
+      return;
+    }
+    if (others.length + 1 > this.roster.maxParticipants) {
+      sr.respond(486, "Busy Here (too many participants)");
+      return;
+    }
+    const now = Date.now();
+    try {
+      await s.store.upsertParticipant(this.#participantRecord(creator, true, now));
+      for (const aor of others) {
+        await s.store.upsertParticipant(this.#participantRecord(aor, false, now));
+      }
+    } catch (err) {
+      sr.respond(503, "Service Unavailable (storage)", {
+        headers: [["Retry-After", retryAfterOf(err)]],
+      });
+      return;
+    }
+    this.roster.addUser(creator, req.from.display, now);
+    for (const aor of others) this.roster.addUser(aor, undefined, now);
+    try {
+      await this.#storeDevice(creator, device.gruu, "dialed-in");
+    } catch (err) {
+      sr.respond(503, "Service Unavailable (storage)", {
+        headers: [["Retry-After", retryAfterOf(err)]],
+      });
+      return;
+    }
+    s.logger.info("chat room opened", {
+      room: this.id,
+      creator,
+      participants: others.length + 1,
+    });
+    // liblinphone's server invites the devices once the creator's ACK arrived.
+    this.#accept(sr, creator, device, "dialed-in", () => {
+      for (const user of this.roster.users) {
+        this.#watch(user.aor);
+        void this.#inviteParticipant(user.aor, device.gruu);
+      }
+    });
+  }
+
+  /** Answers a device's INVITE with 200 (no SDP) and keeps its session. */
+  #accept(
+    sr: ServerRequest,
+    aor: string,
+    address: ChatDeviceAddress,
+    method: "dialed-in" | "dialed-out",
+    onConfirmed?: () => void,
+  ): void {
+    const device = this.#device(address.gruu, aor, address.target);
+    const previous = device.session;
+    device.session = InviteSession.accept(this.#s.ua, sr, {
+      contact: this.#s.contactFor(this.record, sr.flow),
+      events: this.#sessionEvents(device, onConfirmed),
+    });
+    previous?.abandon();
+    this.#setRosterDevice(aor, address.gruu, method, sr.request.from.display);
+    this.#publish();
+  }
+
+  #sessionEvents(device: ChatDevice, onConfirmed?: () => void) {
+    return {
+      onOffer: () => ({ status: 488, reason: "Not Acceptable Here (chat rooms have no media)" }),
+      onEnded: (reason: SessionEndReason) => {
+        if (this.#stopping || this.#ended) return;
+        const session = device.session;
+        if (session && session.state !== "terminated") return;
+        device.session = undefined;
+        if (reason !== "remote-bye") return;
+        this.#s.logger.info("chat room device left", { room: this.id, device: device.uri });
+        if (this.oneToOne) {
+          void this.end("One-to-one chat room left");
+        } else {
+          this.removeParticipant(device.aor, "Left");
+        }
+      },
+      onRequest: (sr: ServerRequest): boolean => {
+        const answer = (work: Promise<void>) => {
+          void work.catch((err) => {
+            this.#s.logger.warn("chat room request failed", { room: this.id, error: err });
+            sr.respond(500, "Server Internal Error");
+          });
+          return true;
+        };
+        if (sr.request.method === "REFER") return answer(this.#onRefer(sr, device.session));
+        if (sr.request.method === "MESSAGE") return answer(this.#onMessage(sr));
+        return false;
+      },
+      onUpdated: (request: SipRequest) => this.#onSubjectChange(device, request),
+      ...(onConfirmed ? { onConfirmed } : {}),
+    };
+  }
+
+  /**
+   * A re-INVITE from an admin's device with another `Subject` changes the room's subject
+   * (liblinphone's server: the only thing a re-INVITE changes); stored, then published.
+   */
+  #onSubjectChange(device: ChatDevice, request: SipRequest): void {
+    const subject = request.headers.get("Subject");
+    if (request.method !== "INVITE" || subject === undefined) return;
+    if (subject === this.roster.subject || !this.roster.user(device.aor)?.admin) return;
+    const s = this.#s;
+    this.roster.subject = subject;
+    void s.persist("subject", async () => {
+      this.record = await s.store.updateConference(this.id, { subject: this.roster.subject });
+    }).catch(() => {});
+    s.logger.info("chat room subject changed", { room: this.id, by: device.aor });
+    this.#publish();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Invitations (the focus dials out to devices)
+
+  /**
+   * Invites every device of `aor` (except `skip`): those the directory knows (liblinphone's
+   * server: each registered device with `groupchat` in its specs when `check-capabilities`),
+   * else the AOR itself through the outbound proxy (which forks it to the registered devices).
+   * Without either, nothing can reach the devices: they join by INVITE to the room themselves.
+   */
+  async #inviteParticipant(aor: string, skip?: string): Promise<void> {
+    const directory = this.#s.directory();
+    const proxied = this.#s.ua.options.outboundProxy !== undefined;
+    // The AOR reaches every device of the user, the creator's own one included: only the
+    // directory can tell the creator's other devices apart.
+    const own = skip !== undefined && this.#devices.get(skip)?.aor === aor;
+    let targets: Array<{ target: string; gruu: string | undefined }> = proxied && !own
+      ? [{ target: aor, gruu: undefined }]
+      : [];
+    if (directory) {
+      try {
+        targets = (await directory.devicesOf(aor)).filter((d) => this.#capable(d)).map((d) =>
+          this.#targetOf(aor, d)
+        );
+      } catch (err) {
+        this.#s.logger.warn("device directory unavailable", {
+          room: this.id,
+          aor,
+          error: err as Error,
+        });
+      }
+    }
+    for (const { target, gruu } of targets) {
+      if (gruu !== undefined && gruu === skip) continue;
+      const known = [...this.#devices.values()].find((d) => d.uri === gruu || d.target === target);
+      if (known?.uri !== skip && !known?.session) void this.#inviteDevice(aor, target, gruu);
+    }
+  }
+
+  /**
+   * Where a directory device is reached: its GRUU through the outbound proxy, else straight
+   * at its registered contact; and its GRUU (from its instance id when it has no `gr`).
+   */
+  #targetOf(aor: string, d: Device): { target: string; gruu: string | undefined } {
+    const proxied = this.#s.ua.options.outboundProxy !== undefined;
+    let gruu: string | undefined;
+    try {
+      gruu = gruuOf(aor, parseUri(d.uri));
+    } catch {
+      gruu = undefined;
+    }
+    if (gruu === undefined && d.instance !== undefined) gruu = `${aor};gr=${d.instance}`;
+    return { target: proxied ? d.uri : d.contact, gruu };
+  }
+
+  /** Config `check-capabilities`: a device that announces specs without groupchat is skipped. */
+  #capable(d: Device): boolean {
+    return !this.#s.checkCapabilities || d.specs === undefined || /\bgroupchat\b/.test(d.specs);
+  }
+
+  /** INVITE from the room to one device (or AOR), with the others as a resource list. */
+  async #inviteDevice(aor: string, target: string, gruu?: string): Promise<void> {
+    const s = this.#s;
+    let uri: SipUri;
+    try {
+      uri = parseUri(target);
+    } catch {
+      return;
+    }
+    if (this.#inviting.has(target)) return;
+    this.#inviting.add(target);
+    const others = this.roster.users.map((u) => u.aor).filter((a) => a !== aor);
+    const room = parseUri(this.record.uri);
+    const holder: { device?: ChatDevice } = {};
+    let result;
+    try {
+      result = await InviteSession.dial(s.ua, {
+        uri,
+        from: { display: undefined, uri: room, params: new Map() },
+        to: { display: undefined, uri, params: new Map() },
+        contact: `${s.contactFor(this.record, undefined)};text`,
+        offer: undefined,
+        content: {
+          type: RESOURCE_LISTS_TYPE,
+          body: new TextEncoder().encode(buildResourceList(others)),
+        },
+        headers: [
+          ["Subject", this.roster.subject],
+          ["Content-Disposition", "recipient-list-history; handling=optional"],
+          ...(this.oneToOne ? [["One-To-One-Chat-Room", "true"] as const] : []),
+        ],
+      }, {
+        onOffer: () => ({ status: 488, reason: "Not Acceptable Here (chat rooms have no media)" }),
+        onEnded: (reason) => {
+          const d = holder.device;
+          if (d) this.#sessionEvents(d).onEnded(reason);
+        },
+        onRequest: (sr) => {
+          const d = holder.device;
+          return d ? this.#sessionEvents(d).onRequest(sr) : false;
+        },
+        onUpdated: (request) => {
+          const d = holder.device;
+          if (d) this.#onSubjectChange(d, request);
+        },
+      });
+    } finally {
+      this.#inviting.delete(target);
+    }
+    if (!result.session) {
+      s.logger.info("chat room invitation failed", {
+        room: this.id,
+        target,
+        status: result.response.status,
+      });
+      return;
+    }
+    if (this.#ended || !this.roster.user(aor)) {
+      void result.session.bye().catch(() => {});
+      return;
+    }
+    const answered = contactUri(result.response);
+    const deviceUri = gruu ?? (answered ? gruuOf(aor, answered) : undefined) ??
+      gruuOf(aor, uri) ?? (answered ? formatUri(answered) : target);
+    const device = this.#device(deviceUri, aor, answered ? formatUri(answered) : target);
+    if (gruuOf(aor, uri) === undefined) device.localAddress = formatUri(uri);
+    holder.device = device;
+    device.session?.abandon();
+    device.session = result.session;
+    this.#setRosterDevice(aor, deviceUri, "dialed-out", undefined);
+    this.#publish();
+    void s.persist("chat-device", () => this.#storeDevice(aor, deviceUri, "dialed-out"))
+      .catch(() => {});
+  }
+
+  /** Follows the registrations of a participant: a new device is invited (Flexisip). */
+  #watch(aor: string): void {
+    const directory = this.#s.directory();
+    if (!directory || this.#watches.has(aor)) return;
+    this.#watches.set(
+      aor,
+      directory.watch(aor, (event) => {
+        if (this.#ended || this.#stopping || !this.roster.user(aor)) return;
+        for (const change of event.changes) {
+          if (change.kind !== "added" || !this.#capable(change.device)) continue;
+          const { target, gruu } = this.#targetOf(aor, change.device);
+          const known = [...this.#devices.values()].find((d) =>
+            d.uri === gruu || d.target === target
+          );
+          if (!known?.session) void this.#inviteDevice(aor, target, gruu);
+        }
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Subscriptions and presence
+
+  /** SUBSCRIBE `Event: conference` from a participant's device (RFC 4575 §3). */
+  #onSubscribe(sr: ServerRequest): void {
+    const req = sr.request;
+    const event = req.headers.get("Event")?.split(";")[0]?.trim().toLowerCase();
+    if (event !== "conference") {
+      sr.respond(489, undefined, { headers: [["Allow-Events", "conference"]] });
+      return;
+    }
+    const aor = addressOfRecord(req.from.uri);
+    if (!this.roster.user(aor)) {
+      sr.respond(403, "Forbidden (not a participant of this chat room)");
+      return;
+    }
+    const address = chatDeviceOf(req);
+    if (address === undefined) {
+      // Without a GRUU the subscriber cannot be told apart from other devices: it gets the
+      // conference state but no messages.
+      this.notifier.subscribe(sr);
+      return;
+    }
+    if (!this.roster.device(address.gruu)) {
+      this.#setRosterDevice(aor, address.gruu, "dialed-in", req.from.display);
+      this.#publish();
+    }
+    this.#device(address.gruu, aor, address.target);
+    this.notifier.subscribe(sr, (delivered) => {
+      if (delivered) this.#markPresent(aor, address.gruu);
+    });
+  }
+
+  #markPresent(aor: string, deviceUri: string): void {
+    if (this.#ended || !this.roster.user(aor)) return;
+    const device = this.#device(deviceUri, aor, undefined);
+    const wasPresent = device.present;
+    device.present = true;
+    if (!wasPresent) {
+      this.#s.logger.debug("chat room device present", { room: this.id, device: deviceUri });
+      void this.#s.persist(
+        "chat-device",
+        () => this.#storeDevice(aor, deviceUri, undefined, "present"),
+      ).catch(() => {});
+    }
+    void this.#pump(device);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Messages
+
+  /**
+   * MESSAGE to the room (liblinphone server semantics): a non-participant gets 403; the
+   * message is stored for every other device before the 202, then relayed.
+   */
+  async #onMessage(sr: ServerRequest): Promise<void> {
+    const s = this.#s;
+    const req = sr.request;
+    const aor = addressOfRecord(req.from.uri);
+    if (!this.roster.user(aor)) {
+      sr.respond(403, "Forbidden (not a participant of this chat room)");
+      return;
+    }
+    const senderAddress = chatDeviceOf(req);
+    const fromText = formatUri({ ...req.from.uri, params: new Map(), headers: new Map() });
+    const sender = senderAddress?.gruu ??
+      [...this.#devices.values()].find((d) => d.aor === aor && d.localAddress === fromText)?.uri;
+    if (senderAddress) {
+      const known = this.#devices.get(senderAddress.gruu);
+      if (known) known.target = senderAddress.target;
+    }
+    // A participant with no device known yet gets it queued under its AOR: its first device
+    // takes that queue over (see #adoptAorQueue).
+    const recipients: string[] = [];
+    for (const user of this.roster.users) {
+      if (user.devices.size === 0) recipients.push(user.aor);
+      for (const uri of user.devices.keys()) if (uri !== sender) recipients.push(uri);
+    }
+    if (recipients.length > 0) {
+      try {
+        await s.store.enqueueMessage(this.id, {
+          senderAor: aor,
+          senderDevice: sender ?? null,
+          contentType: req.contentType ?? "text/plain",
+          body: req.body,
+          receivedAt: Date.now(),
+          recipients,
+        });
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        sr.respond(503, "Service Unavailable (storage)", {
+          headers: [["Retry-After", retryAfterOf(err)]],
+        });
+        return;
+      }
+    }
+    sr.respond(202, "Accepted");
+    for (const uri of recipients) {
+      const device = this.#devices.get(uri);
+      if (device?.present) void this.#pump(device);
+    }
+  }
+
+  /** Delivers a device's queue in order while it is present; stops at the first failure. */
+  async #pump(device: ChatDevice): Promise<void> {
+    if (device.pumping) {
+      device.again = true;
+      return;
+    }
+    device.pumping = true;
+    device.retry?.cancel();
+    device.retry = undefined;
+    const s = this.#s;
+    try {
+      do {
+        device.again = false;
+        const pending = await s.store.pendingMessagesFor(this.id, device.uri);
+        for (const message of pending) {
+          if (!device.present || this.#ended || this.#stopping) return;
+          if (message.receivedAt < Date.now() - s.retentionMs) continue;
+          const status = await this.#relay(device, message);
+          if (status >= 200 && status < 300 || isPermanentRefusal(status)) {
+            if (status >= 300) {
+              s.logger.info("chat message refused by a device; dropped for it", {
+                room: this.id,
+                device: device.uri,
+                status,
+              });
+            }
+            await s.persist("delivered", () => s.store.markDelivered(message.id, device.uri));
+          } else {
+            s.logger.info("chat device unreachable; messages kept until it is back", {
+              room: this.id,
+              device: device.uri,
+              status,
+            });
+            device.present = false;
+            return;
+          }
+        }
+      } while (device.again);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError && !this.#stopping && !this.#ended) {
+        device.retry = s.clock.setTimer(STORE_RETRY_MS, () => void this.#pump(device));
+      } else if (!this.#stopping) {
+        s.logger.warn("chat delivery failed", { room: this.id, error: err as Error });
+      }
+    } finally {
+      device.pumping = false;
+    }
+  }
+
+  /** One relayed MESSAGE from the room to a device; resolves with the final status. */
+  async #relay(device: ChatDevice, message: ChatMessageRecord): Promise<number> {
+    const s = this.#s;
+    let uri: SipUri;
+    let to: SipUri;
+    try {
+      uri = parseUri(device.target);
+      to = parseUri(device.localAddress ?? device.uri);
+    } catch {
+      return 400;
+    }
+    const request = s.ua.createRequest({
+      method: "MESSAGE",
+      uri,
+      from: { display: undefined, uri: parseUri(this.record.uri), params: new Map() },
+      to: { display: undefined, uri: to, params: new Map() },
+      headers: [
+        ["Content-Type", message.contentType],
+        ["Session-mode", "true"],
+        ...(message.senderAor === device.aor
+          ? [["X-fs-message-type", "chat-service"] as const]
+          : []),
+      ],
+      body: message.body,
+    });
+    try {
+      return (await s.ua.send(request).final).status;
+    } catch {
+      return 503;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // REFER: add, remove, admin (admins only)
+
+  async #onRefer(sr: ServerRequest, session: InviteSession | undefined): Promise<void> {
+    const s = this.#s;
+    const req = sr.request;
+    const referrer = addressOfRecord(req.from.uri);
+    if (!this.roster.user(referrer)?.admin) {
+      sr.respond(403, "Forbidden (only chat room admins may do that)");
+      return;
+    }
+    let target: SipUri;
+    let admin: string | null | undefined;
+    try {
+      const referTo = req.headers.get("Refer-To");
+      if (referTo === undefined) throw new SyntaxError("missing Refer-To");
+      const na = parseNameAddr(referTo, "Refer-To");
+      target = na.uri;
+      admin = target.params.get("admin") ?? na.params.get("admin");
+    } catch (err) {
+      sr.respond(400, `Bad Request (${(err as Error).message})`);
+      return;
+    }
+    const method = (target.params.get("method") ?? "INVITE").toUpperCase();
+    const aor = addressOfRecord(target);
+    let status = 200;
+    if (method === "BYE") {
+      status = this.removeParticipant(aor, "Removed from chat room") ? 200 : 404;
+    } else if (admin !== undefined && admin !== null) {
+      if (!this.roster.user(aor)) status = 404;
+      else if (this.roster.setAdmin(aor, admin === "true" || admin === "1")) {
+        this.#storeAdmins();
+        this.#publish();
+      }
+    } else if (!this.roster.user(aor)) {
+      if (this.oneToOne) {
+        sr.respond(403, "Forbidden (a one-to-one chat room has two participants)");
+        return;
+      }
+      if (this.roster.users.length >= this.roster.maxParticipants) {
+        sr.respond(486, "Busy Here (chat room full)");
+        return;
+      }
+      const now = Date.now();
+      try {
+        await s.store.upsertParticipant(this.#participantRecord(aor, false, now));
+      } catch (err) {
+        sr.respond(503, "Service Unavailable (storage)", {
+          headers: [["Retry-After", retryAfterOf(err)]],
+        });
+        return;
+      }
+      this.roster.addUser(aor, undefined, now);
+      this.#publish();
+      this.#watch(aor);
+      void this.#inviteParticipant(aor);
+    }
+    this.#answerRefer(sr, session, status);
+  }
+
+  /** 202 and the final sipfrag NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4). */
+  #answerRefer(sr: ServerRequest, session: InviteSession | undefined, status: number): void {
+    const contact = this.#s.contactFor(this.record, sr.flow);
+    const options = {
+      event: "refer",
+      minExpires: 60,
+      maxExpires: 600,
+      defaultExpires: 60,
+      contact,
+      events: { onRefresh: () => {}, onTerminated: () => {} },
+    };
+    let sub: Subscription;
+    if (session) {
+      sub = Subscription.implicit(this.#s.ua, session.dialog, session.flow, options);
+      sr.respond(202);
+    } else {
+      sub = Subscription.forRefer(this.#s.ua, sr, options);
+      sr.respond(202, undefined, { headers: [["Contact", contact]] });
+    }
+    const reason = status === 200 ? "OK" : "Not Found";
+    void sub.notify({
+      contentType: "message/sipfrag;version=2.0",
+      body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
+    }, "noresource");
+  }
+
+  /**
+   * Removes a participant and BYEs its devices (RFC 4353 §5.3); when no admin is left another
+   * participant is promoted; an emptied room is deleted. False when it was not a participant.
+   */
+  removeParticipant(aor: string, reason: string): boolean {
+    const user = this.roster.user(aor);
+    if (!user || this.#ended) return false;
+    for (const uri of user.devices.keys()) {
+      const device = this.#devices.get(uri);
+      this.#devices.delete(uri);
+      device?.retry?.cancel();
+      void device?.session?.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {});
+    }
+    const { promoted } = this.roster.removeUser(aor);
+    this.#watches.get(aor)?.close();
+    this.#watches.delete(aor);
+    const s = this.#s;
+    void s.persist("leave", () => s.store.removeParticipant(this.id, aor)).catch(() => {});
+    if (promoted) this.#storeAdmins();
+    s.logger.info("chat room participant removed", { room: this.id, aor, reason });
+    this.#publish();
+    if (this.roster.users.length === 0 && s.emptyRoomDeletion) void this.end("Chat room empty");
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // End
+
+  /** Deletes the room: subscriptions end (`noresource`), every device gets BYE. */
+  async end(reason = "Chat room deleted"): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    const s = this.#s;
+    this.#closeWatches();
+    // Devices are told without waiting for their answers (one that never answers must not
+    // hold the deletion for a transaction timeout).
+    void this.notifier.close("noresource");
+    for (const device of this.#devices.values()) {
+      device.retry?.cancel();
+      const session = device.session;
+      device.session = undefined;
+      void session?.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {});
+    }
+    try {
+      this.record = await s.persist("end", () => s.store.endConference(this.id, Date.now()));
+    } catch {
+      s.logger.warn("could not record the deletion of a chat room", { room: this.id });
+    }
+    s.logger.info("chat room deleted", { room: this.id, reason });
+    s.onEnded(this);
+  }
+
+  /**
+   * Server shutdown: nothing is said to the devices (a chat room outlives the process; their
+   * sessions and subscriptions are taken up again after the restart), timers stop.
+   */
+  shutdown(): void {
+    this.#stopping = true;
+    this.#closeWatches();
+    for (const device of this.#devices.values()) {
+      device.retry?.cancel();
+      device.session?.abandon();
+      device.session = undefined;
+    }
+    void this.notifier.close("deactivated");
+  }
+
+  // ------------------------------------------------------------------------------------
+
+  #closeWatches(): void {
+    for (const w of this.#watches.values()) w.close();
+    this.#watches.clear();
+  }
+
+  /** The device with this GRUU (created if new); `target` updates where it is reached. */
+  #device(uri: string, aor: string, target: string | undefined): ChatDevice {
+    let device = this.#devices.get(uri);
+    if (!device) {
+      device = {
+        uri,
+        aor,
+        target: target ?? uri,
+        session: undefined,
+        present: false,
+        pumping: false,
+        again: false,
+        retry: undefined,
+        localAddress: undefined,
+      };
+      this.#devices.set(uri, device);
+    } else if (target !== undefined) {
+      device.target = target;
+    }
+    return device;
+  }
+
+  #setRosterDevice(
+    aor: string,
+    deviceUri: string,
+    method: "dialed-in" | "dialed-out",
+    display: string | undefined,
+  ): void {
+    const existing = this.roster.device(deviceUri);
+    if (existing) {
+      existing.device.status = "connected";
+      return;
+    }
+    const user = this.roster.addUser(aor, display, Date.now());
+    if (user.devices.size === 0) void this.#adoptAorQueue(aor, deviceUri);
+    user.devices.set(deviceUri, {
+      uri: deviceUri,
+      status: "connected",
+      joiningMethod: method,
+      joinedAt: Date.now(),
+      media: TEXT_MEDIA,
+    });
+  }
+
+  /**
+   * The first device of a participant takes over what was queued under its AOR while no
+   * device of it was known (copied for the device, oldest first, then released from the AOR).
+   */
+  async #adoptAorQueue(aor: string, deviceUri: string): Promise<void> {
+    const s = this.#s;
+    try {
+      await s.persist("chat-adopt", async () => {
+        for (const m of await s.store.pendingMessagesFor(this.id, aor)) {
+          await s.store.enqueueMessage(this.id, {
+            senderAor: m.senderAor,
+            senderDevice: m.senderDevice,
+            contentType: m.contentType,
+            body: m.body,
+            receivedAt: m.receivedAt,
+            recipients: [deviceUri],
+          });
+          await s.store.markDelivered(m.id, aor);
+        }
+      });
+    } catch (err) {
+      s.logger.warn("could not hand queued messages to a device", {
+        room: this.id,
+        device: deviceUri,
+        error: err as Error,
+      });
+      return;
+    }
+    const device = this.#devices.get(deviceUri);
+    if (device?.present) void this.#pump(device);
+  }
+
+  #participantRecord(aor: string, isAdmin: boolean, at: number) {
+    return {
+      conferenceId: this.id,
+      aor,
+      displayName: this.roster.user(aor)?.displayName ?? null,
+      isAdmin,
+      role: "participant",
+      state: "present" as const,
+      joinedAt: at,
+      leftAt: null,
+    };
+  }
+
+  /** Stores a device; `state` defaults to what it is (present, else joining). */
+  async #storeDevice(
+    aor: string,
+    deviceUri: string,
+    method: "dialed-in" | "dialed-out" | undefined,
+    state?: "present",
+  ): Promise<void> {
+    const present = state === "present" || this.#devices.get(deviceUri)?.present === true;
+    const existing = this.roster.device(deviceUri)?.device;
+    await this.#s.store.upsertDevice({
+      conferenceId: this.id,
+      aor,
+      deviceUri,
+      name: null,
+      state: present ? "present" : "joining",
+      joiningMethod: method ?? existing?.joiningMethod ?? "dialed-in",
+      joiningTime: existing?.joinedAt ?? Date.now(),
+      lastNotifyVersion: this.notifier.version,
+    });
+  }
+
+  #storeAdmins(): void {
+    const s = this.#s;
+    for (const user of this.roster.users) {
+      void s.persist("admin", async () => {
+        const p = await s.store.getParticipant(this.id, user.aor);
+        if (p && p.isAdmin !== user.admin) {
+          await s.store.upsertParticipant({ ...p, isAdmin: user.admin });
+        }
+      }).catch(() => {});
+    }
+  }
+
+  #publish(): void {
+    if (this.#ended) return;
+    this.notifier.publish({ ...this.roster.snapshot(true), oneToOne: this.oneToOne });
+  }
+}
+
+/**
+ * A refusal that retrying will not change (the device does not want this message, e.g. 488 or
+ * 415): the message is dropped for that device instead of blocking its queue. Unreachability
+ * (408, 480, 404 from a proxy, 5xx) keeps it queued.
+ */
+function isPermanentRefusal(status: number): boolean {
+  return status >= 400 && status < 500 && ![404, 408, 480, 481, 491].includes(status) ||
+    status >= 600 && status !== 600;
+}
