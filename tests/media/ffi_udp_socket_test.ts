@@ -27,8 +27,23 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
+/** The socket inodes (`socket:[N]`) open in this process. */
+function openSocketInodes(): Set<string> {
+  const inodes = new Set<string>();
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+      if (target.startsWith("socket:")) inodes.add(target);
+    } catch {
+      // closed meanwhile (other tests run in this process too)
+    }
+  }
+  return inodes;
+}
+
+/** The inode behind one of our descriptors. */
+function inodeOf(fd: number): string {
+  return Deno.readLinkSync(`/proc/self/fd/${fd}`);
 }
 
 function ipv6Loopback(): boolean {
@@ -213,14 +228,19 @@ Deno.test({
   async fn() {
     const warm = FfiUdpSocket.bind("127.0.0.1", 0); // the poller's epoll fd exists from here
     warm.onDatagram(() => {});
-    const before = openFds();
+    // Other test files run in this process at the same time, so the check follows our own
+    // sockets' inodes rather than counting every descriptor.
     const sockets = Array.from({ length: 300 }, () => FfiUdpSocket.bind("127.0.0.1", 0));
     sockets.forEach((s, i) => i % 2 === 0 && s.onDatagram(() => {}));
-    assert.equal(openFds(), before + 300);
+    const ours = sockets.map((s) => inodeOf(s.fd));
+    assert.equal(new Set(ours).size, 300, "300 distinct sockets");
+    const opened = openSocketInodes();
+    for (const inode of ours) assert.ok(opened.has(inode));
     for (const s of sockets) warm.send(Uint8Array.of(1), { address: "127.0.0.1", port: s.port });
     await Promise.all(sockets.map((s) => s.close()));
     await sockets[0]!.close(); // idempotent
-    assert.equal(openFds(), before, "every fd closed");
+    const open = openSocketInodes();
+    assert.equal(ours.filter((inode) => open.has(inode)).length, 0, "every fd closed");
     assert.equal(udpPoller(false)?.socketCount, 1, "only the warm socket stays registered");
     pollUdpSockets(); // events of closed sockets are not delivered
     await warm.close();
