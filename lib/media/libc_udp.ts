@@ -1,7 +1,7 @@
 /**
  * The few libc calls a batched, non-blocking UDP media socket needs (Linux, through Deno
  * FFI: `Deno.dlopen("libc.so.6")`, needs `--allow-ffi`): `socket`, `bind`, `getsockname`,
- * `close`, `sendto`, `recvmmsg` and `epoll_*`, with the byte layouts of `sockaddr_in`/
+ * `close`, `sendto`, `sendmmsg`, `recvmmsg` and `epoll_*`, with the byte layouts of `sockaddr_in`/
  * `sockaddr_in6` (RFC 791/RFC 8200 addresses, port in network order), `mmsghdr`, `iovec`
  * and `epoll_event` for the 64-bit Linux ABIs (x86_64, aarch64).
  *
@@ -61,6 +61,7 @@ const SYMBOLS = {
   // ssize_t results are read as i32: they never exceed a datagram's size (or are -1).
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
