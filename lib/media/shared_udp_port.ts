@@ -22,8 +22,13 @@
  * Otherwise the datagram is dropped and counted ({@link SharedPortStats.unmatched}); it is
  * never handed to a stream it could belong to only by guess. A source learned by rules 2–4
  * is kept for the stream (at most 4 per stream) until its signalled address changes or it
- * closes. When two live streams register the same exact source, the newer one gets it (a
- * device that signalled the address again; counted in `conflicts`).
+ * closes.
+ *
+ * *One source, several streams*: when live streams signalled the same exact `ip:port` (one
+ * device with several calls from one port — SIPp does that for all its calls), rule 1
+ * splits them by SSRC: a known SSRC goes to its stream, a new SSRC to the earliest
+ * registered of them that has none yet, else it is dropped. The calls of that one device
+ * may be swapped with each other; no other device is ever involved (`sharedSources`).
  *
  * **Limits** (use a port range when they matter): two or more peers behind NAT that do not
  * send from their signalled address and whose first packets are waited for at the same
@@ -110,8 +115,8 @@ export interface SharedPortStats {
   readonly unmatched: number;
   /** Sources learned by rules 2–4. */
   readonly learned: number;
-  /** Exact sources registered by a second stream (the newer one kept it). */
-  readonly conflicts: number;
+  /** Exact sources signalled by more than one stream (split by SSRC). */
+  readonly sharedSources: number;
   /** Open streams. */
   readonly streams: number;
 }
@@ -127,8 +132,11 @@ export interface SharedUdpPortOptions {
 }
 
 interface Route {
-  readonly stream: SharedPortStream;
   readonly from: UdpAddress;
+  /** In registration order; more than one: a source shared by several streams. */
+  readonly streams: SharedPortStream[];
+  /** SSRC → stream, for a shared source. */
+  bySsrc: Map<number, SharedPortStream> | undefined;
 }
 
 /** One bound socket shared by many streams; see the module documentation. */
@@ -148,7 +156,7 @@ export class SharedUdpPort {
   #received = 0;
   #unmatched = 0;
   #learned = 0;
-  #conflicts = 0;
+  #sharedSources = 0;
 
   private constructor(socket: UdpSocket, options: SharedUdpPortOptions) {
     this.socket = socket;
@@ -185,7 +193,7 @@ export class SharedUdpPort {
       received: this.#received,
       unmatched: this.#unmatched,
       learned: this.#learned,
-      conflicts: this.#conflicts,
+      sharedSources: this.#sharedSources,
       streams: this.#streams.size,
     };
   }
@@ -226,12 +234,14 @@ export class SharedUdpPort {
     stream.waitingSince = this.#now();
     this.#waiting.add(stream);
     if (key === undefined || from === undefined) return;
-    const old = this.#routes.get(key);
-    if (old !== undefined && old.stream !== stream) {
-      this.#conflicts++;
-      old.stream.sourceKeys.splice(old.stream.sourceKeys.indexOf(key), 1);
+    const route = this.#routes.get(key);
+    if (route === undefined) {
+      this.#routes.set(key, { from, streams: [stream], bySsrc: undefined });
+    } else {
+      if (route.streams.length === 1) this.#sharedSources++;
+      route.streams.push(stream);
+      route.bySsrc ??= new Map();
     }
-    this.#routes.set(key, { stream, from });
     stream.sourceKeys.push(key);
   }
 
@@ -242,11 +252,26 @@ export class SharedUdpPort {
     this.#streams.delete(stream);
   }
 
-  #forget(stream: SharedPortStream): void {
-    for (const key of stream.sourceKeys) {
-      if (this.#routes.get(key)?.stream === stream) this.#routes.delete(key);
+  #removeRoute(stream: SharedPortStream, key: SourceKey): void {
+    const route = this.#routes.get(key);
+    if (route === undefined) return;
+    const at = route.streams.indexOf(stream);
+    if (at < 0) return;
+    route.streams.splice(at, 1);
+    if (route.streams.length === 0) {
+      this.#routes.delete(key);
+      return;
     }
+    if (route.bySsrc !== undefined) {
+      for (const [ssrc, s] of route.bySsrc) if (s === stream) route.bySsrc.delete(ssrc);
+      if (route.streams.length === 1) route.bySsrc = undefined;
+    }
+  }
+
+  #forget(stream: SharedPortStream): void {
+    for (const key of stream.sourceKeys) this.#removeRoute(stream, key);
     stream.sourceKeys.length = 0;
+    stream.splitSsrc = undefined;
     if (stream.lastSsrc !== undefined) this.#unclaim(stream, stream.lastSsrc);
   }
 
@@ -268,15 +293,23 @@ export class SharedUdpPort {
   #receive(data: Uint8Array, key: SourceKey, from?: UdpAddress): void {
     this.#received++;
     let route = this.#routes.get(key);
+    let stream: SharedPortStream | undefined;
     if (route === undefined) {
-      const stream = this.#match(data, key);
+      stream = this.#match(data, key);
       if (stream === undefined) {
         this.#unmatched++;
         return;
       }
       route = this.#learn(stream, key, from);
+    } else if (route.streams.length === 1) {
+      stream = route.streams[0]!;
+    } else {
+      stream = this.#split(route, data);
+      if (stream === undefined) {
+        this.#unmatched++;
+        return;
+      }
     }
-    const stream = route.stream;
     if (stream.waitingSince !== undefined) {
       stream.waitingSince = undefined;
       this.#waiting.delete(stream);
@@ -289,6 +322,22 @@ export class SharedUdpPort {
       }
     }
     stream.deliver(data, route.from);
+  }
+
+  /** A source shared by several streams: by SSRC, a new one to the first stream without. */
+  #split(route: Route, data: Uint8Array): SharedPortStream | undefined {
+    const ssrc = ssrcOf(data);
+    if (ssrc === undefined) return undefined;
+    const known = route.bySsrc!.get(ssrc);
+    if (known !== undefined) return known;
+    for (const stream of route.streams) {
+      if (stream.splitSsrc === undefined) {
+        stream.splitSsrc = ssrc;
+        route.bySsrc!.set(ssrc, stream);
+        return stream;
+      }
+    }
+    return undefined;
   }
 
   #match(data: Uint8Array, key: SourceKey): SharedPortStream | undefined {
@@ -328,9 +377,9 @@ export class SharedUdpPort {
     if (learnedKeys.length >= MAX_LEARNED) {
       const oldest = learnedKeys[0]!;
       keys.splice(keys.indexOf(oldest), 1);
-      this.#routes.delete(oldest);
+      this.#removeRoute(stream, oldest);
     }
-    const route = { stream, from: from ?? sourceAddress(key) };
+    const route: Route = { from: from ?? sourceAddress(key), streams: [stream], bySsrc: undefined };
     this.#routes.set(key, route);
     keys.push(key);
     return route;
@@ -373,6 +422,8 @@ export class SharedPortStream implements UdpSocket {
   waitingSince: number | undefined;
   /** @internal The SSRC last received (rule 2). */
   lastSsrc: number | undefined;
+  /** @internal The SSRC this stream got on a source shared with other streams. */
+  splitSsrc: number | undefined;
   readonly #family: number;
   readonly #batch: SendBatch | undefined;
   #handler: DatagramHandler | undefined;

@@ -310,3 +310,36 @@ Deno.test("port pool sharing: off keeps one stream per single port; on shares a 
   await on.release(y);
   assert.equal(on.allocatedCount, 0);
 });
+
+Deno.test("shared port: streams signalling one source (SIPp: all calls from one port) are split by SSRC", async () => {
+  await withPort(async (port) => {
+    const device = new Peer();
+    const other = new Peer();
+    const s1 = port.openStream();
+    const s2 = port.openStream();
+    const s3 = port.openStream();
+    const [l1, l2, l3] = [listen(s1), listen(s2), listen(s3)];
+    s1.expectSource(device.address);
+    s2.expectSource(device.address);
+    s3.expectSource(other.address);
+    device.send(port.port, rtp(0xa, 1, "A1"));
+    device.send(port.port, rtp(0xb, 1, "B1"));
+    device.send(port.port, rtp(0xa, 2, "A2"));
+    device.send(port.port, rtp(0xc, 1, "C1")); // a third call's SSRC: no stream left for it
+    other.send(port.port, rtp(0xa, 1, "other")); // same SSRC as A, another device: its own stream
+    pollUdpSockets();
+    const d = device.socket.port;
+    assert.deepEqual(l1, [`A1@${d}`, `A2@${d}`]);
+    assert.deepEqual(l2, [`B1@${d}`]);
+    assert.deepEqual(l3, [`other@${other.socket.port}`]);
+    assert.equal(port.stats.unmatched, 1);
+    assert.equal(port.stats.sharedSources, 1);
+    // The first call ends: B still reaches the second.
+    await s1.close();
+    device.send(port.port, rtp(0xb, 2, "B2"));
+    pollUdpSockets();
+    assert.deepEqual(l2, [`B1@${d}`, `B2@${d}`]);
+    await device.socket.close();
+    await other.socket.close();
+  });
+});
