@@ -434,7 +434,8 @@ export class SharedPortStream implements UdpSocket {
   #received = 0;
   #lastTo: UdpAddress | undefined;
   readonly #dest = new Uint8Array(SOCKADDR_SIZE);
-  #destLength = 0;
+  /** The encoded destination, exactly its length (empty: not an address). */
+  #destView = new Uint8Array(0);
 
   /** @internal Use {@link SharedUdpPort.openStream}. */
   constructor(
@@ -502,16 +503,17 @@ export class SharedPortStream implements UdpSocket {
     if (to !== this.#lastTo) {
       const last = this.#lastTo;
       if (last === undefined || last.port !== to.port || last.address !== to.address) {
-        this.#destLength = encodeSockaddr(this.#family, to.address, to.port, this.#dest);
+        const length = encodeSockaddr(this.#family, to.address, to.port, this.#dest);
+        this.#destView = this.#dest.subarray(0, length);
       }
       this.#lastTo = to;
     }
-    if (this.#destLength === 0) {
+    if (this.#destView.length === 0) {
       this.#sendErrors++;
       return;
     }
     this.#sent++;
-    batch.push(data, this.#dest, this.#destLength, this);
+    batch.push(data, this.#destView, this);
   }
 
   /** @internal The kernel refused one of this stream's datagrams. */

@@ -104,15 +104,11 @@ export class SendBatch {
   }
 
   /**
-   * Queues `data` (copied: the caller may reuse it) for `sockaddr` (the first
-   * `sockaddrLength` bytes, copied too).
+   * Queues `data` for `sockaddr` (an encoded `sockaddr_in`/`sockaddr_in6` of exactly its
+   * length); both are copied, so the caller may reuse them.
    */
-  push(
-    data: Uint8Array,
-    sockaddr: Uint8Array,
-    sockaddrLength: number,
-    owner: SendOwner | undefined,
-  ): void {
+  push(data: Uint8Array, sockaddr: Uint8Array, owner: SendOwner | undefined): void {
+    const sockaddrLength = sockaddr.length;
     const length = data.length;
     if (length > MAX_DATAGRAM) {
       this.flush();
@@ -128,7 +124,7 @@ export class SendBatch {
     const offset = this.#used;
     this.#arena.set(data, offset);
     this.#used = offset + ((length + 7) & ~7);
-    this.#names.set(sockaddr.subarray(0, sockaddrLength), i * NAME_STRIDE);
+    this.#names.set(sockaddr, i * NAME_STRIDE);
     this.#headerView.setUint32(i * MMSGHDR_SIZE + MSG_NAMELEN, sockaddrLength, true);
     this.#setPointer(this.#iovView, i * IOVEC_SIZE, this.#arenaAddress + offset);
     this.#iovView.setUint32(i * IOVEC_SIZE + 8, length, true);
