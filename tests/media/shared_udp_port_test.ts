@@ -343,3 +343,37 @@ Deno.test("shared port: streams signalling one source (SIPp: all calls from one 
     await other.socket.close();
   });
 });
+
+Deno.test("shared port on the Deno socket backend: same demux, sends without batching", async () => {
+  const port = SharedUdpPort.bind(HOST, 0, { backend: "deno" });
+  const a = new Peer();
+  const b = new Peer();
+  try {
+    assert.equal(port.socket.backend, "deno");
+    assert.equal(port.batchStats, undefined);
+    const sa = port.openStream();
+    const sb = port.openStream();
+    const la = listen(sa);
+    const lb = listen(sb);
+    sa.expectSource(a.address);
+    sb.expectSource(b.address);
+    a.send(port.port, rtp(1, 1, "a"));
+    b.send(port.port, rtp(2, 1, "b"));
+    for (let i = 0; i < 10_000 && la.length + lb.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.deepEqual(la, [`a@${a.socket.port}`]);
+    assert.deepEqual(lb, [`b@${b.socket.port}`]);
+    sb.send(rtp(3, 1, "to b"), b.address);
+    await sb.whenIdle();
+    for (let i = 0; i < 10_000 && b.got.length < 1; i++) {
+      pollUdpSockets();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.deepEqual(b.got, ["to b"]);
+  } finally {
+    await a.socket.close();
+    await b.socket.close();
+    await port.close();
+  }
+});
