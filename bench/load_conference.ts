@@ -32,6 +32,9 @@
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart
  * by its own receiving ports. The callers' hold time covers ramp-up + settle + window.
+ * With one shared `audio-port` (`media-port-sharing`), SIPp's single source is signalled by
+ * every call and split by SSRC (`lib/media/shared_udp_port.ts`); the printed "kernel" figure
+ * is the server's stime share, where the shared port's batching shows (bench/README.md).
  * @module
  */
 
