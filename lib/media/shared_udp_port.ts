@@ -273,10 +273,13 @@ export class SharedUdpPort {
     stream.sourceKeys.length = 0;
     stream.splitSsrc = undefined;
     if (stream.lastSsrc !== undefined) this.#unclaim(stream, stream.lastSsrc);
+    stream.lastSsrc = undefined;
   }
 
+  /** Drops `stream`'s claim (an ambiguous claim goes too: nobody is indexed by it then). */
   #unclaim(stream: SharedPortStream, ssrc: number): void {
-    if (this.#ssrcs.get(ssrc) === stream) this.#ssrcs.delete(ssrc);
+    const holder = this.#ssrcs.get(ssrc);
+    if (holder === stream || holder === null) this.#ssrcs.delete(ssrc);
   }
 
   /** @internal `stream` (or its RTP sibling) received `ssrc` from a known source. */

@@ -191,7 +191,7 @@ Deno.test("shared port: a re-INVITE moves the exact source; close unregisters", 
     pollUdpSockets();
     sa.expectSource(a2.address);
     a2.send(port.port, rtp(5, 1, "a2"));
-    a.send(port.port, rtp(9, 2, "old")); // the old address is nobody's now (new SSRC too)
+    a.send(port.port, rtp(1, 2, "old")); // the old address and its SSRC are nobody's now
     pollUdpSockets();
     assert.deepEqual(la, [`a@${a.socket.port}`, `a2@${a2.socket.port}`]);
     assert.equal(port.stats.unmatched, 1);
