@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { type MediaPorts, PortPool } from "../../lib/media/port_pool.ts";
-import { type SharedPortStream, SharedUdpPort } from "../../lib/media/shared_udp_port.ts";
+import {
+  type SharedPortStream,
+  SharedUdpPort,
+  SOCKET_BUFFER_BYTES,
+} from "../../lib/media/shared_udp_port.ts";
 import { SEND_BATCH_SIZE } from "../../lib/media/udp_send_batch.ts";
 import {
   flushUdpBatches,
@@ -236,6 +240,14 @@ Deno.test("shared port: sends are batched (one sendmmsg per 1024), order kept pe
     assert.equal(sx.stats.sendErrors, 1);
     await x.socket.close();
     await y.socket.close();
+  });
+});
+
+Deno.test("shared port: the kernel buffers are raised (up to net.core.rmem_max)", async () => {
+  await withPort((port) => {
+    const max = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_max").trim());
+    // Linux doubles the value asked (capped at rmem_max) for its own bookkeeping.
+    assert.equal(port.receiveBufferBytes, 2 * Math.min(max, SOCKET_BUFFER_BYTES));
   });
 });
 
