@@ -32,6 +32,9 @@
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart
  * by its own receiving ports. The callers' hold time covers ramp-up + settle + window.
+ * With one shared `audio-port` (`media-port-sharing`), SIPp's single source is signalled by
+ * every call and split by SSRC (`lib/media/shared_udp_port.ts`); the printed "kernel" figure
+ * is the server's stime share, where the shared port's batching shows (bench/README.md).
  * @module
  */
 
@@ -102,6 +105,8 @@ function parseOptions(args: readonly string[]): LoadOptions {
 /** CPU ticks (utime + stime) and RSS of a process. */
 export interface ProcessSample {
   readonly ticks: number;
+  /** Of {@link ticks}, those spent in the kernel (stime). */
+  readonly systemTicks?: number;
   readonly rssKiB: number;
   readonly threads: number;
   readonly at: number;
@@ -117,7 +122,7 @@ export async function sampleProcess(pid: number): Promise<ProcessSample> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const rss = Number(status.match(/^VmRSS:\s+(\d+) kB/m)?.[1] ?? NaN);
   const threads = Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? NaN);
-  return { ticks: utime + stime, rssKiB: rss, threads, at: performance.now() };
+  return { ticks: utime + stime, systemTicks: stime, rssKiB: rss, threads, at: performance.now() };
 }
 
 let clockTicks: number | undefined;
@@ -168,6 +173,8 @@ interface SizeResult {
   readonly joined: number;
   readonly failedCallers: number;
   readonly cpuPercent: number;
+  /** Of {@link cpuPercent}, the kernel's part (stime: system calls, packet delivery). */
+  readonly systemCpuPercent: number;
   readonly cpuPerParticipant: number;
   /** (CPU − idle CPU) / N. */
   readonly cpuPerParticipantOverIdle: number;
@@ -252,6 +259,10 @@ async function runSize(
     joined,
     failedCallers: results.filter((r) => !r.success).length,
     cpuPercent: cpu,
+    systemCpuPercent: await cpuPercent(
+      { ...before, ticks: before.systemTicks ?? 0 },
+      { ...after, ticks: after.systemTicks ?? 0 },
+    ),
     cpuPerParticipant: cpu / n,
     cpuPerParticipantOverIdle: (cpu - idleCpu) / n,
     rssMiB: after.rssKiB / 1024,
@@ -301,7 +312,8 @@ async function main(options: LoadOptions): Promise<void> {
       }
       console.log(
         `N=${n}: joined ${row.joined}/${n}, failed callers ${row.failedCallers}, ` +
-          `server ${row.cpuPercent.toFixed(1)} % of a core = ` +
+          `server ${row.cpuPercent.toFixed(1)} % of a core ` +
+          `(kernel ${row.systemCpuPercent.toFixed(1)} %) = ` +
           `${row.cpuPerParticipant.toFixed(3)} %/participant ` +
           `(${row.cpuPerParticipantOverIdle.toFixed(3)} over idle); ` +
           `RSS ${row.rssMiB.toFixed(1)} MiB = ` +

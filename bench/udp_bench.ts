@@ -11,12 +11,18 @@
  *   Compared: one `pollUdpSockets()` of the FFI backend (`epoll_wait` + `recvmmsg`).
  * - an idle poll: `pollUdpSockets()` with 1,000 FFI sockets registered and nothing waiting
  *   (what each 5 ms timer poll between media ticks costs when there is no traffic).
+ * - one media tick of 200 participants (`shared_udp_port.ts`): each sends one 172-byte
+ *   datagram to its own destination. Baseline: a socket per participant (`sendto` each).
+ *   Compared: 200 streams on one shared port, batched and flushed by one `sendmmsg`.
+ *   And receiving one datagram from each of 200 sources: baseline 200 sockets (one
+ *   `recvmmsg` each), compared one shared port (`recvmmsg` per 32, demultiplexed by source).
  * @module
  */
 import dgram from "node:dgram";
 import { DenoUdpSocket } from "../lib/media/deno_udp_socket.ts";
 import { FfiUdpSocket } from "../lib/media/ffi_udp_socket.ts";
-import { pollUdpSockets, type UdpSocket } from "../lib/media/udp_socket.ts";
+import { SharedUdpPort } from "../lib/media/shared_udp_port.ts";
+import { flushUdpBatches, pollUdpSockets, type UdpSocket } from "../lib/media/udp_socket.ts";
 
 const BATCH = 200;
 const payload = new Uint8Array(172);
@@ -145,7 +151,75 @@ Deno.bench({
   },
 });
 
+// ---- one tick of 200 participants: a socket each vs one shared port ----
+
+const PARTICIPANTS = 200;
+const tickSinks = Array.from({ length: PARTICIPANTS }, () => FfiUdpSocket.bind("127.0.0.1", 0));
+const tickTo = tickSinks.map((s) => ({ address: "127.0.0.1", port: s.port }));
+const perSocket = Array.from({ length: PARTICIPANTS }, () => FfiUdpSocket.bind("127.0.0.1", 0));
+const shared = SharedUdpPort.bind("127.0.0.1", 0, { backend: "ffi" });
+const streams = Array.from({ length: PARTICIPANTS }, () => shared.openStream());
+let sharedDelivered = 0;
+streams.forEach((s, i) => {
+  s.expectSource(tickTo[i]!);
+  s.onDatagram(() => sharedDelivered++);
+});
+
+Deno.bench({
+  name: "200 sockets: one sendto each",
+  group: "tick send ×200",
+  baseline: true,
+  fn() {
+    for (let i = 0; i < PARTICIPANTS; i++) perSocket[i]!.send(payload, tickTo[i]!);
+  },
+});
+
+Deno.bench({
+  name: "one shared port: 200 batched sends + one sendmmsg",
+  group: "tick send ×200",
+  fn() {
+    for (let i = 0; i < PARTICIPANTS; i++) streams[i]!.send(payload, tickTo[i]!);
+    flushUdpBatches();
+  },
+});
+
+let perSocketDelivered = 0;
+for (const s of perSocket) s.onDatagram(() => perSocketDelivered++);
+
+Deno.bench({
+  name: "200 sockets: one datagram each (epoll + recvmmsg per socket)",
+  group: "tick receive ×200",
+  baseline: true,
+  fn(b) {
+    for (let i = 0; i < PARTICIPANTS; i++) {
+      tickSinks[i]!.send(payload, { address: "127.0.0.1", port: perSocket[i]!.port });
+    }
+    const want = perSocketDelivered + PARTICIPANTS;
+    b.start();
+    pollUdpSockets();
+    b.end();
+    if (perSocketDelivered !== want) throw new Error("per-socket receive incomplete");
+  },
+});
+
+Deno.bench({
+  name: "one shared port: 200 sources demultiplexed (recvmmsg per 32)",
+  group: "tick receive ×200",
+  fn(b) {
+    for (let i = 0; i < PARTICIPANTS; i++) {
+      tickSinks[i]!.send(payload, { address: "127.0.0.1", port: shared.port });
+    }
+    const want = sharedDelivered + PARTICIPANTS;
+    b.start();
+    pollUdpSockets();
+    b.end();
+    if (sharedDelivered !== want) throw new Error("shared receive incomplete");
+  },
+});
+
 globalThis.addEventListener("unload", () => {
+  void shared.close();
+  for (const s of [...tickSinks, ...perSocket]) void s.close();
   node.close();
   raw.close();
   sink.close();

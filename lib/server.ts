@@ -208,11 +208,11 @@ export class Server {
       (mediaBind === "0.0.0.0" ? (this.#addresses[0]?.host ?? "127.0.0.1") : mediaBind);
     this.#ports = new PortPool(
       cs.audioPort.min === 0 ? "0" : `${cs.audioPort.min}-${cs.audioPort.max}`,
-      { hostname: mediaBind, backend: cs.mediaSocket },
+      { hostname: mediaBind, backend: cs.mediaSocket, sharing: cs.mediaPortSharing },
     );
     const videoPorts = new PortPool(
       cs.videoPort.min === 0 ? "0" : `${cs.videoPort.min}-${cs.videoPort.max}`,
-      { hostname: mediaBind },
+      { hostname: mediaBind, sharing: cs.mediaPortSharing },
     );
     const ticker = new MediaTicker({ clock: this.#clock });
     this.#ticker = ticker;

@@ -50,6 +50,8 @@ export interface ConferenceServerConfig {
   readonly localDomains: readonly string[];
   readonly audioPort: PortRange;
   readonly videoPort: PortRange;
+  /** One shared media port, or a socket per stream (`lib/media/shared_udp_port.ts`). */
+  readonly mediaPortSharing: "auto" | "on" | "off";
   /** Media socket implementation (`lib/media/udp_socket.ts`). */
   readonly mediaSocket: "auto" | "ffi" | "deno";
   readonly databaseBackend: DatabaseBackend;
@@ -230,12 +232,27 @@ export const SCHEMA: Schema = {
         type: portRangeType(),
         default: "40000-40999",
         doc: "UDP port(s) for audio RTP/RTCP (rtcp-mux, one port per participant stream).",
+        details: [
+          "A range gives every stream a port of its own; a single port is shared by every",
+          "stream when media-port-sharing allows it (the default), else serves one stream.",
+        ],
       },
       videoPort: {
         name: "video-port",
         type: portRangeType(),
         default: "41000-41999",
         doc: "UDP port(s) for video RTP/RTCP.",
+      },
+      mediaPortSharing: {
+        name: "media-port-sharing",
+        type: enumType(["auto", "on", "off"]),
+        default: "auto",
+        doc: "Whether audio/video streams share one UDP port (one firewall rule) or get one each.",
+        details: [
+          "on:   one port for every stream (the single port, or the range's first even one;",
+          "      RTCP without rtcp-mux on port+1), told apart by source address (shared_udp_port.ts).",
+          "off:  a socket per stream. auto: on for a single port, else off.",
+        ],
       },
       mediaSocket: {
         name: "media-socket",

@@ -193,6 +193,13 @@ export function udpPoller(create: boolean): UdpPoller | undefined {
 
 let nextId = 1;
 
+/**
+ * Receives one datagram with its source as the kernel wrote it: a `sockaddr_in`/
+ * `sockaddr_in6` at `offset` in `name` (valid only during the call). For demultiplexers
+ * that key on the raw address without formatting it as text.
+ */
+export type RawDatagramHandler = (data: Uint8Array, name: DataView, offset: number) => void;
+
 /** A libc UDP socket; see the module documentation. */
 export class FfiUdpSocket implements UdpSocket {
   readonly backend = "ffi";
@@ -207,6 +214,7 @@ export class FfiUdpSocket implements UdpSocket {
   readonly #poller: UdpPoller;
   readonly #family: number;
   #handler: DatagramHandler | undefined;
+  #rawHandler: RawDatagramHandler | undefined;
   #registered = false;
   #closed = false;
   #sent = 0;
@@ -278,10 +286,27 @@ export class FfiUdpSocket implements UdpSocket {
   onDatagram(handler: DatagramHandler): void {
     if (this.#closed) return;
     this.#handler = handler;
+    this.#rawHandler = undefined;
     if (!this.#registered) {
       this.#poller.register(this);
       this.#registered = true;
     }
+  }
+
+  /** Like {@link onDatagram}, with the raw source address (replaces the other handler). */
+  onRawDatagram(handler: RawDatagramHandler): void {
+    if (this.#closed) return;
+    this.#rawHandler = handler;
+    this.#handler = undefined;
+    if (!this.#registered) {
+      this.#poller.register(this);
+      this.#registered = true;
+    }
+  }
+
+  /** The address family the socket was opened with (`AF_INET` or `AF_INET6`). */
+  get family(): number {
+    return this.#family;
   }
 
   send(data: Uint8Array, to: UdpAddress): void {
@@ -314,6 +339,7 @@ export class FfiUdpSocket implements UdpSocket {
     if (this.#closed) return RESOLVED;
     this.#closed = true;
     this.#handler = undefined;
+    this.#rawHandler = undefined;
     if (this.#registered) this.#poller.unregister(this);
     this.#lib.fn.close(this.fd);
     return RESOLVED;
@@ -322,6 +348,15 @@ export class FfiUdpSocket implements UdpSocket {
   /** @internal The poller hands over one received datagram (`name` at `offset`). */
   deliver(data: Uint8Array, name: DataView, offset: number): void {
     this.#received++;
+    const raw = this.#rawHandler;
+    if (raw !== undefined) {
+      try {
+        raw(data, name, offset);
+      } catch {
+        // As below: a handler bug must not stop the poll.
+      }
+      return;
+    }
     const family = name.getUint16(offset, true);
     const port = name.getUint16(offset + 2, false);
     const w = this.#fromWords;

@@ -1,7 +1,7 @@
 /**
  * The few libc calls a batched, non-blocking UDP media socket needs (Linux, through Deno
  * FFI: `Deno.dlopen("libc.so.6")`, needs `--allow-ffi`): `socket`, `bind`, `getsockname`,
- * `close`, `sendto`, `recvmmsg` and `epoll_*`, with the byte layouts of `sockaddr_in`/
+ * `close`, `sendto`, `sendmmsg`, `recvmmsg`, `setsockopt`/`getsockopt` and `epoll_*`, with the byte layouts of `sockaddr_in`/
  * `sockaddr_in6` (RFC 791/RFC 8200 addresses, port in network order), `mmsghdr`, `iovec`
  * and `epoll_event` for the 64-bit Linux ABIs (x86_64, aarch64).
  *
@@ -26,6 +26,9 @@ export const MSG_DONTWAIT = 0x40;
 /** `MSG_TRUNC` (in `msg_flags`: the datagram was longer than the buffer). */
 export const MSG_TRUNC = 0x20;
 const EPOLL_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EPOLLIN = 1;
@@ -61,6 +64,9 @@ const SYMBOLS = {
   // ssize_t results are read as i32: they never exceed a datagram's size (or are -1).
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
@@ -152,6 +158,26 @@ export class Libc {
     if (this.fn.getsockname(fd, sockaddr, length) !== 0) {
       throw new LibcError("getsockname", this.errno());
     }
+  }
+
+  /**
+   * Asks for `bytes` of kernel send and receive buffer (`SO_SNDBUF`, `SO_RCVBUF`; Linux caps
+   * them at `net.core.wmem_max`/`rmem_max` and doubles the value for its bookkeeping).
+   * Best effort: returns the receive buffer size the kernel granted (0 when unknown).
+   */
+  setBufferSizes(fd: number, bytes: number): number {
+    const value = new Int32Array([bytes]);
+    const asBytes = new Uint8Array(value.buffer);
+    this.fn.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, asBytes, 4);
+    this.fn.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, asBytes, 4);
+    const length = new Uint32Array([4]);
+    value[0] = 0;
+    if (
+      this.fn.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, asBytes, new Uint8Array(length.buffer)) !== 0
+    ) {
+      return 0;
+    }
+    return value[0]!;
   }
 
   /** `epoll_create1(EPOLL_CLOEXEC)`. */

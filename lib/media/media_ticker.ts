@@ -11,7 +11,7 @@
 
 import type { Clock, TimerHandle } from "../config/clock.ts";
 import { createLogger } from "../config/log.ts";
-import { pollUdpSockets } from "./udp_socket.ts";
+import { flushUdpBatches, pollUdpSockets } from "./udp_socket.ts";
 
 const log = createLogger("media.ticker");
 
@@ -33,6 +33,11 @@ export interface MediaTickerOptions {
    * arrived before the tick.
    */
   readonly beforeTick?: () => void;
+  /**
+   * Runs at the end of every tick, after the listeners. Default: send the datagrams the
+   * tick batched on shared media ports (`flushUdpBatches`: one `sendmmsg` per port).
+   */
+  readonly afterTick?: () => void;
 }
 
 /** Counters of a {@link MediaTicker}. */
@@ -57,6 +62,7 @@ export class MediaTicker {
   readonly #maxCatchUp: number;
   readonly #measure: () => number;
   readonly #beforeTick: () => void;
+  readonly #afterTick: () => void;
   readonly #listeners = new Set<TickListener>();
   #timer: TimerHandle | undefined;
   #firing = false;
@@ -74,6 +80,7 @@ export class MediaTicker {
     this.#maxCatchUp = options.maxCatchUpTicks ?? 5;
     this.#measure = options.measure ?? (() => performance.now());
     this.#beforeTick = options.beforeTick ?? pollUdpSockets;
+    this.#afterTick = options.afterTick ?? flushUdpBatches;
   }
 
   /** True while the timer runs. */
@@ -161,6 +168,11 @@ export class MediaTicker {
       } catch (error) {
         log.error("media tick listener failed", { error });
       }
+    }
+    try {
+      this.#afterTick();
+    } catch (error) {
+      log.error("media tick flush failed", { error });
     }
     const spent = this.#measure() - started;
     this.#lastTickMs = spent;

@@ -2,11 +2,21 @@
  * Media port allocation from the `audio-port` / `video-port` settings: a single port
  * (`7078`), a range (`10000-20000`), or `0` (ask the kernel). RTP uses even ports and RTCP,
  * when not multiplexed, the next odd one (RFC 3550 §11). Allocation returns bound sockets, so
- * "free" means "we could bind it", not a guess.
+ * "free" means "we could bind it", not a guess. In shared mode ({@link PortSharing}) every
+ * allocation is a virtual socket on one shared port (RTCP of non-multiplexing peers on a
+ * second shared port, + 1), bound with the first allocation and closed with the last.
  * @module
  */
 
+import { SharedPortStream, SharedUdpPort } from "./shared_udp_port.ts";
 import { type UdpBackendChoice, UdpSocket } from "./udp_socket.ts";
+
+/**
+ * The `media-port-sharing` setting: `on` puts every stream on one shared port (the first
+ * even port of the range, or the single port; `shared_udp_port.ts`), `off` binds a socket
+ * per stream, `auto` shares when the setting is a single port.
+ */
+export type PortSharing = "auto" | "on" | "off";
 
 /** A parsed port setting: `{ ephemeral: true }` for 0, else an inclusive range. */
 export type PortRange =
@@ -74,6 +84,8 @@ export interface PortPoolOptions {
   readonly ephemeralAttempts?: number;
   /** Socket implementation (the `media-socket` setting). Default `auto`. */
   readonly backend?: UdpBackendChoice;
+  /** Default `off` (a socket per stream). */
+  readonly sharing?: PortSharing;
 }
 
 /** Options of one allocation. */
@@ -99,6 +111,10 @@ export class PortPool {
   readonly #ephemeralAttempts: number;
   readonly #backend: UdpBackendChoice;
   readonly #inUse = new Set<number>();
+  readonly #sharedPort: number | undefined;
+  #shared: SharedUdpPort | undefined;
+  #sharedRtcp: SharedUdpPort | undefined;
+  #sharedStreams = 0;
   #cursor: number;
 
   constructor(spec: string | number | PortRange, options: PortPoolOptions) {
@@ -107,11 +123,26 @@ export class PortPool {
     this.#ephemeralAttempts = options.ephemeralAttempts ?? 32;
     this.#backend = options.backend ?? "auto";
     this.#cursor = this.range.ephemeral ? 0 : this.range.min;
+    const sharing = options.sharing ?? "off";
+    const range = this.range;
+    if (!range.ephemeral && (sharing === "on" || (sharing === "auto" && range.min === range.max))) {
+      this.#sharedPort = range.min === range.max || range.min % 2 === 0 ? range.min : range.min + 1;
+    }
+  }
+
+  /** The shared port in shared mode, else undefined. */
+  get sharedPort(): number | undefined {
+    return this.#sharedPort;
+  }
+
+  /** The shared RTP port's socket while bound (shared mode), for statistics. */
+  get shared(): SharedUdpPort | undefined {
+    return this.#shared;
   }
 
   /** Ports currently handed out. */
   get allocatedCount(): number {
-    return this.#inUse.size;
+    return this.#inUse.size + this.#sharedStreams;
   }
 
   /** Candidate RTP ports of the range, in order (even ports; a lone port as is). */
@@ -130,6 +161,7 @@ export class PortPool {
    */
   allocate(options: AllocateOptions = {}): MediaPorts {
     const wantRtcp = options.rtcpPort ?? false;
+    if (this.#sharedPort !== undefined) return this.#allocateShared(this.#sharedPort, wantRtcp);
     if (this.range.ephemeral) return this.#allocateEphemeral(wantRtcp);
     const candidates = this.#candidates();
     if (candidates.length === 0) {
@@ -150,6 +182,45 @@ export class PortPool {
     throw new PortPoolExhaustedError(
       `all ${candidates.length} media ports of ${this.range.min}-${this.range.max} are in use`,
     );
+  }
+
+  #bindShared(port: number): SharedUdpPort {
+    try {
+      return SharedUdpPort.bind(this.hostname, port, { backend: this.#backend });
+    } catch (error) {
+      if (isAddrInUse(error)) {
+        throw new PortPoolExhaustedError(`shared media port ${port} is in use by another program`);
+      }
+      throw error;
+    }
+  }
+
+  #allocateShared(port: number, wantRtcp: boolean): MediaPorts {
+    const shared = this.#shared ??= this.#bindShared(port);
+    if (wantRtcp && this.#sharedRtcp === undefined) {
+      if (port + 1 > 65535) throw new PortPoolExhaustedError(`no RTCP port after ${port}`);
+      try {
+        this.#sharedRtcp = this.#bindShared(port + 1);
+      } catch (error) {
+        this.#closeSharedIfIdle();
+        throw error;
+      }
+    }
+    const rtp = shared.openStream();
+    this.#sharedStreams++;
+    if (!wantRtcp) return { port, rtp };
+    return { port, rtp, rtcp: this.#sharedRtcp!.openStream(rtp) };
+  }
+
+  #closeSharedIfIdle(): void {
+    if (this.#shared && this.#shared.streamCount === 0) {
+      void this.#shared.close();
+      this.#shared = undefined;
+    }
+    if (this.#sharedRtcp && this.#sharedRtcp.streamCount === 0) {
+      void this.#sharedRtcp.close();
+      this.#sharedRtcp = undefined;
+    }
   }
 
   #allocateEphemeral(wantRtcp: boolean): MediaPorts {
@@ -197,6 +268,13 @@ export class PortPool {
 
   /** Closes the sockets of an allocation and returns its port to the pool. */
   async release(ports: MediaPorts): Promise<void> {
+    if (ports.rtp instanceof SharedPortStream) {
+      if (ports.rtp.closed) return;
+      await Promise.all([ports.rtp.close(), ports.rtcp?.close()]);
+      this.#sharedStreams--;
+      this.#closeSharedIfIdle();
+      return;
+    }
     await Promise.all([ports.rtp.close(), ports.rtcp?.close()]);
     this.#inUse.delete(ports.port);
   }

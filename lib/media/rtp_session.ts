@@ -226,6 +226,9 @@ export class RtpSession {
       (this.#signalled && !this.#rtcpMux
         ? { address: this.#signalled.address, port: this.#signalled.port + 1 }
         : undefined);
+    // A shared port demultiplexes by the signalled sources (RFC 4961 symmetric RTP).
+    this.#o.socket.expectSource?.(this.#signalled);
+    if (!this.#rtcpMux) this.#o.rtcpSocket?.expectSource?.(this.#signalledRtcp);
     if (changed) {
       this.#latchedTo = undefined;
       this.#latchedRtcp = undefined;

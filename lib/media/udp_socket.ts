@@ -16,6 +16,7 @@
 import { DenoUdpSocket } from "./deno_udp_socket.ts";
 import { FfiUdpSocket, udpPoller } from "./ffi_udp_socket.ts";
 import { isIpLiteral, libc } from "./libc_udp.ts";
+import { flushUdpSends } from "./udp_send_batch.ts";
 
 /** A transport address (IPv4/IPv6 literal and port). */
 export interface UdpAddress {
@@ -61,6 +62,13 @@ export interface UdpSocket {
   readonly synchronousSend: boolean;
   /** Datagrams accepted by `send` that have not left yet. */
   readonly queuedSends: number;
+  /**
+   * Optional: the transport address the peer said it sends from (its SDP `c=`/`m=`
+   * address, or `a=rtcp` for an RTCP socket; RFC 4961 symmetric RTP), `undefined` when
+   * unknown (`0.0.0.0`). A shared port (`shared_udp_port.ts`) demultiplexes by it; a
+   * socket of its own ignores it.
+   */
+  expectSource?(source: UdpAddress | undefined): void;
   /** Sets the receiver (and starts receiving on first call). */
   onDatagram(handler: DatagramHandler): void;
   /** Sends one datagram after those already sent (see {@link synchronousSend} for `data`). */
@@ -111,4 +119,13 @@ export const UdpSocket = {
  */
 export function pollUdpSockets(): void {
   udpPoller(false)?.poll();
+}
+
+/**
+ * Sends every datagram batched on shared media ports now (the `MediaTicker` calls this at
+ * the end of each tick, so one `sendmmsg` carries the whole tick's packets). A no-op when
+ * nothing is batched.
+ */
+export function flushUdpBatches(): void {
+  flushUdpSends();
 }

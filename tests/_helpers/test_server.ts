@@ -32,7 +32,7 @@ export async function startTestServer(
       ? []
       : ["transport=sip:127.0.0.1:0;transport=tcp"]),
     `state-directory=${dir}`,
-    "audio-port=0",
+    ...(extra.some((l) => l.startsWith("audio-port=")) ? [] : ["audio-port=0"]),
     ...(extra.some((l) => l.startsWith("video-port=")) ? [] : ["video-port=0"]),
     ...(extra.some((l) => l.startsWith("no-rtp-timeout=")) ? [] : ["no-rtp-timeout=0"]),
     ...extra,

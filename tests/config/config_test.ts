@@ -28,6 +28,7 @@ const EXPECTED_DEFAULTS: Record<string, unknown> = {
   "conference-server.audio-port": { min: 40000, max: 40999 },
   "conference-server.video-port": { min: 41000, max: 41999 },
   "conference-server.media-socket": "auto",
+  "conference-server.media-port-sharing": "auto",
   "conference-server.database-backend": "sqlite3",
   "conference-server.database-connection-string": "",
   "conference-server.check-capabilities": true,

@@ -112,55 +112,69 @@ async function checkRecording(
   return problems;
 }
 
+/** Runs `plan` in a loopback namespace and checks every participant's recording. */
+async function runMix(plan: MixPlan): Promise<void> {
+  const run = await runInLoopbackNamespace({
+    files: { "mix.json": JSON.stringify(plan) },
+    script: denoRunCommand(DRIVER),
+    timeoutMs: 240_000,
+  });
+  const context = () =>
+    `(files kept in ${run.dir})\nscenario stderr tail:\n${run.stderr.slice(-4000)}`;
+  assert.equal(run.timedOut, false, `the scenario hit its safety timeout ${context()}`);
+  let parsed: { value?: MixOutcome; error?: string };
+  try {
+    parsed = JSON.parse(await Deno.readTextFile(`${run.dir}/result.json`));
+  } catch {
+    throw new Error(`no result.json (code ${run.code}) ${context()}\n${run.stdout}`);
+  }
+  const outcome = parsed.value;
+  if (outcome === undefined) throw new Error(`scenario failed: ${parsed.error} ${context()}`);
+
+  const report: string[] = [];
+  for (const p of outcome.participants) {
+    const problems = [...p.errors];
+    if (!p.joined) problems.push("never joined");
+    if (!p.hungUp) problems.push("hang-up did not complete");
+    if (p.client === "linphonec" && !p.states.includes("LinphoneCallStreamsRunning")) {
+      problems.push(`no StreamsRunning: ${p.states.join(" → ")}`);
+    }
+    const codec = p.client === "linphonec"
+      ? "opus/48000"
+      : p.codec === "opus"
+      ? "opus 48000Hz"
+      : "PCMU 8000Hz";
+    if (p.joined && p.negotiated !== codec) {
+      problems.push(`decodes ${p.negotiated}, expected ${codec}`);
+    }
+    if (p.joined) problems.push(...await checkRecording(p, outcome));
+    if (problems.length > 0) {
+      report.push(
+        `${p.name} (${p.client} ${p.codec}, ${p.toneHz} Hz): ${problems.join("; ")}\n` +
+          `  log tail: ${p.logTail.slice(-1500).replaceAll("\n", "\n    ")}`,
+      );
+    }
+  }
+  assert.equal(outcome.maxCalls, plan.participants.length, "calls in the conference at once");
+  assert.ok(outcome.conferenceEnded, "the ad-hoc conference did not end when everyone left");
+  assert.ok(outcome.togetherSeconds >= plan.holdSeconds);
+  assert.deepEqual(report, [], `${report.join("\n")}\n${context()}`);
+  await Deno.remove(run.dir, { recursive: true });
+}
+
 Deno.test({
   name: "mix: 2 baresip Opus + 2 baresip PCMU + linphonec Opus each hear the others, not self",
   ignore,
-  async fn() {
-    const run = await runInLoopbackNamespace({
-      files: { "mix.json": JSON.stringify(PLAN) },
-      script: denoRunCommand(DRIVER),
-      timeoutMs: 240_000,
-    });
-    const context = () =>
-      `(files kept in ${run.dir})\nscenario stderr tail:\n${run.stderr.slice(-4000)}`;
-    assert.equal(run.timedOut, false, `the scenario hit its safety timeout ${context()}`);
-    let parsed: { value?: MixOutcome; error?: string };
-    try {
-      parsed = JSON.parse(await Deno.readTextFile(`${run.dir}/result.json`));
-    } catch {
-      throw new Error(`no result.json (code ${run.code}) ${context()}\n${run.stdout}`);
-    }
-    const outcome = parsed.value;
-    if (outcome === undefined) throw new Error(`scenario failed: ${parsed.error} ${context()}`);
+  fn: () => runMix(PLAN),
+});
 
-    const report: string[] = [];
-    for (const p of outcome.participants) {
-      const problems = [...p.errors];
-      if (!p.joined) problems.push("never joined");
-      if (!p.hungUp) problems.push("hang-up did not complete");
-      if (p.client === "linphonec" && !p.states.includes("LinphoneCallStreamsRunning")) {
-        problems.push(`no StreamsRunning: ${p.states.join(" → ")}`);
-      }
-      const codec = p.client === "linphonec"
-        ? "opus/48000"
-        : p.codec === "opus"
-        ? "opus 48000Hz"
-        : "PCMU 8000Hz";
-      if (p.joined && p.negotiated !== codec) {
-        problems.push(`decodes ${p.negotiated}, expected ${codec}`);
-      }
-      if (p.joined) problems.push(...await checkRecording(p, outcome));
-      if (problems.length > 0) {
-        report.push(
-          `${p.name} (${p.client} ${p.codec}, ${p.toneHz} Hz): ${problems.join("; ")}\n` +
-            `  log tail: ${p.logTail.slice(-1500).replaceAll("\n", "\n    ")}`,
-        );
-      }
-    }
-    assert.equal(outcome.maxCalls, PLAN.participants.length, "calls in the conference at once");
-    assert.ok(outcome.conferenceEnded, "the ad-hoc conference did not end when everyone left");
-    assert.ok(outcome.togetherSeconds >= PLAN.holdSeconds);
-    assert.deepEqual(report, [], `${report.join("\n")}\n${context()}`);
-    await Deno.remove(run.dir, { recursive: true });
-  },
+Deno.test({
+  name:
+    "mix on ONE shared audio-port (media-port-sharing): the same five hear the others, not self",
+  ignore,
+  fn: () =>
+    runMix({
+      ...PLAN,
+      serverConfig: [...(PLAN.serverConfig ?? []), "audio-port=40000", "media-port-sharing=on"],
+    }),
 });
