@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../config/clock.ts";
+import type { Clock } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import { InviteSession, type SessionEndReason } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
@@ -30,11 +30,18 @@ import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import type { Device, DeviceDirectory, DeviceWatch } from "../registrar/device_directory.ts";
 import { parseNameAddr } from "../sip/headers.ts";
-import type { SipRequest, SipResponse } from "../sip/message.ts";
+import type { SipRequest } from "../sip/message.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
 import type { ChatMessageRecord, ConferenceRecord, Store } from "../storage/store.ts";
 import { StoreUnavailableError } from "../storage/store.ts";
 import type { Flow } from "../transport/flow.ts";
+import {
+  type ChatDevice,
+  type ChatDeviceAddress,
+  chatDeviceOf,
+  contactUri,
+  gruuOf,
+} from "./chat_device.ts";
 import { addressOfRecord } from "./conference_uri.ts";
 import {
   buildResourceList,
@@ -43,6 +50,8 @@ import {
   resourceListUris,
 } from "./resource_list.ts";
 import { Roster } from "./roster.ts";
+
+export { type ChatDeviceAddress, chatDeviceOf } from "./chat_device.ts";
 
 /** Services a chat room uses, provided by the focus. */
 export interface ChatRoomServices {
@@ -72,64 +81,6 @@ const TEXT_MEDIA: MediaSnapshot[] = [{ id: "3", type: "text", status: "sendrecv"
 
 /** Delay before a delivery that storage interrupted is tried again. */
 const STORE_RETRY_MS = 5000;
-
-/** Runtime state of one device. */
-interface ChatDevice {
-  /** Its GRUU (`<aor>;gr=<instance>`, RFC 5627 §3.1): the key in the roster and the store. */
-  readonly uri: string;
-  readonly aor: string;
-  /** Where requests for it go: the Contact it last used, else its GRUU (via the proxy). */
-  target: string;
-  /**
-   * The address the device knows the room by as its own (the To of the INVITE that brought it
-   * in: the AOR when the focus could only invite the AOR through the proxy, else its GRUU).
-   * liblinphone finds a chat room by (From = room, To = that address): it is the To of relayed
-   * MESSAGEs, and a MESSAGE whose From is it comes from this device.
-   */
-  localAddress: string | undefined;
-  session: InviteSession | undefined;
-  /** Its first conference NOTIFY got a 2xx (or it was present before a restart). */
-  present: boolean;
-  pumping: boolean;
-  again: boolean;
-  retry: TimerHandle | undefined;
-}
-
-function contactUri(request: SipRequest | SipResponse): SipUri | undefined {
-  const contact = request.headers.get("Contact");
-  if (contact === undefined) return undefined;
-  try {
-    return parseNameAddr(contact, "Contact").uri;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The GRUU of a device of `aor` whose URI carries `gr` (RFC 5627 §3.1). */
-function gruuOf(aor: string, uri: SipUri): string | undefined {
-  const gr = uri.params.get("gr");
-  return gr === undefined || gr === null || gr === "" ? undefined : `${aor};gr=${gr}`;
-}
-
-/** A device as a request names it: its GRUU and where to reach it. */
-export interface ChatDeviceAddress {
-  /** `<aor>;gr=<instance>` (the From AOR with the `gr` of the From or Contact URI). */
-  readonly gruu: string;
-  /** The Contact URI of the request, else the GRUU. */
-  readonly target: string;
-}
-
-/**
- * The device of a request's sender (RFC 5627): Linphone puts its GRUU in the From of MESSAGE
- * and SUBSCRIBE and in the Contact of INVITE. Undefined when neither carries `gr`.
- */
-export function chatDeviceOf(request: SipRequest): ChatDeviceAddress | undefined {
-  const aor = addressOfRecord(request.from.uri);
-  const contact = contactUri(request);
-  const gruu = gruuOf(aor, request.from.uri) ?? (contact ? gruuOf(aor, contact) : undefined);
-  if (gruu === undefined) return undefined;
-  return { gruu, target: contact ? formatUri(contact) : gruu };
-}
 
 function retryAfterOf(err: unknown): string {
   return String(err instanceof StoreUnavailableError ? err.retryAfterSeconds : 5);
