@@ -45,6 +45,7 @@ import {
 import { addressOfRecord } from "./conference_uri.ts";
 import {
   buildResourceList,
+  otherParticipants,
   RESOURCE_LISTS_TYPE,
   resourceListText,
   resourceListUris,
@@ -264,15 +265,7 @@ export class ChatRoom {
       sr.respond(400, `Bad Request (${(err as Error).message})`);
       return;
     }
-    const others: string[] = [];
-    for (const u of uris) {
-      try {
-        const aor = addressOfRecord(parseUri(u));
-        if (aor !== creator && !others.includes(aor)) others.push(aor);
-      } catch {
-        // an entry that is not a URI is skipped
-      }
-    }
+    const others = otherParticipants(uris, creator);
     if (others.length === 0 || (this.oneToOne && others.length !== 1)) {
       sr.respond(488, "Not Acceptable Here (invalid participant list)");
       return;

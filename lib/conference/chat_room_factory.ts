@@ -15,11 +15,11 @@ import type { ServerRequest } from "../dialog/server_request.ts";
 import { optionTags } from "../dialog/user_agent.ts";
 import { parseNameAddr } from "../sip/headers.ts";
 import type { SipRequest } from "../sip/message.ts";
-import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
+import { formatUri, type SipUri } from "../sip/uri.ts";
 import type { ConferenceRecord } from "../storage/store.ts";
 import { ChatRoom, type ChatRoomServices } from "./chat_room.ts";
 import { addressOfRecord, conferenceUri, newConferenceId } from "./conference_uri.ts";
-import { resourceListText, resourceListUris } from "./resource_list.ts";
+import { otherParticipants, resourceListText, resourceListUris } from "./resource_list.ts";
 
 /** Settings of the chat room factory. */
 export interface ChatRoomFactoryOptions extends Omit<ChatRoomServices, "onEnded"> {
@@ -170,15 +170,7 @@ export class ChatRoomFactory {
       sr.respond(400, `Bad Request (${(err as Error).message})`);
       return;
     }
-    const others: string[] = [];
-    for (const u of uris) {
-      try {
-        const aor = addressOfRecord(parseUri(u));
-        if (aor !== creator && !others.includes(aor)) others.push(aor);
-      } catch {
-        // not a URI: skipped
-      }
-    }
+    const others = otherParticipants(uris, creator);
     const oneToOne = req.headers.get("One-To-One-Chat-Room")?.trim().toLowerCase() === "true";
     if (oneToOne && !o.oneToOneEnabled) {
       sr.respond(488, "Not Acceptable Here (one-to-one chat rooms are disabled)");

@@ -7,6 +7,8 @@
  */
 
 import { bodyText, type SipRequest } from "../sip/message.ts";
+import { parseUri } from "../sip/uri.ts";
+import { addressOfRecord } from "./conference_uri.ts";
 
 /** The `resource-lists` content type (RFC 4826 §3.1). */
 export const RESOURCE_LISTS_TYPE = "application/resource-lists+xml";
@@ -54,6 +56,24 @@ export function resourceListUris(xml: string): string[] {
     if (uri !== "" && !out.includes(uri)) out.push(uri);
   }
   return out;
+}
+
+/**
+ * The participants a resource list names besides `self` (RFC 5366 §4: the creator of a chat
+ * room): the address of record of each entry, in order, without duplicates; an entry that is
+ * not a URI is skipped.
+ */
+export function otherParticipants(uris: readonly string[], self: string): string[] {
+  const others: string[] = [];
+  for (const u of uris) {
+    try {
+      const aor = addressOfRecord(parseUri(u));
+      if (aor !== self && !others.includes(aor)) others.push(aor);
+    } catch {
+      // an entry that is not a URI is skipped
+    }
+  }
+  return others;
 }
 
 /** A resource list of `uris` (RFC 4826 §3.2), as liblinphone's server sends it. */

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   buildResourceList,
+  otherParticipants,
   resourceListText,
   resourceListUris,
 } from "../../lib/conference/resource_list.ts";
@@ -32,4 +33,19 @@ Deno.test("resource list: something else is a SyntaxError", () => {
 Deno.test("resource list: what we build reads back the same", () => {
   const uris = ["sip:alice@example.org", 'sip:b&"c@example.org'];
   assert.deepEqual(resourceListUris(buildResourceList(uris)), uris);
+});
+
+Deno.test("resource list: the other participants are AORs, in order, once, never the creator", () => {
+  const uris = [
+    "sip:alice@example.org",
+    "sip:bob@example.org;gr=urn:uuid:1",
+    "not a uri",
+    "<sip:carol@example.org>",
+    "sip:bob@example.org",
+    "sip:dave@example.org",
+  ];
+  assert.deepEqual(otherParticipants(uris, "sip:alice@example.org"), [
+    "sip:bob@example.org",
+    "sip:dave@example.org",
+  ]);
 });
