@@ -32,8 +32,7 @@ import type { Device, DeviceDirectory, DeviceWatch } from "../registrar/device_d
 import { parseNameAddr } from "../sip/headers.ts";
 import type { SipRequest } from "../sip/message.ts";
 import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
-import type { ChatMessageRecord, ConferenceRecord, Store } from "../storage/store.ts";
-import { StoreUnavailableError } from "../storage/store.ts";
+import type { ConferenceRecord, Store } from "../storage/store.ts";
 import type { Flow } from "../transport/flow.ts";
 import {
   type ChatDevice,
@@ -42,6 +41,7 @@ import {
   contactUri,
   gruuOf,
 } from "./chat_device.ts";
+import { ChatDelivery, retryAfterOf } from "./chat_delivery.ts";
 import { addressOfRecord } from "./conference_uri.ts";
 import {
   buildResourceList,
@@ -80,19 +80,13 @@ export interface ChatRoomServices {
 /** The text stream of a chat room device (RFC 4575 media; liblinphone label 3 = text). */
 const TEXT_MEDIA: MediaSnapshot[] = [{ id: "3", type: "text", status: "sendrecv" }];
 
-/** Delay before a delivery that storage interrupted is tried again. */
-const STORE_RETRY_MS = 5000;
-
-function retryAfterOf(err: unknown): string {
-  return String(err instanceof StoreUnavailableError ? err.retryAfterSeconds : 5);
-}
-
 /** A live chat room. */
 export class ChatRoom {
   record: ConferenceRecord;
   readonly roster: Roster;
   readonly notifier: ConferenceNotifier;
   readonly #s: ChatRoomServices;
+  readonly #delivery: ChatDelivery;
   readonly #devices = new Map<string, ChatDevice>();
   readonly #watches = new Map<string, DeviceWatch>();
   /** Targets being invited right now. */
@@ -108,6 +102,14 @@ export class ChatRoom {
       subject: record.subject,
       maxParticipants: record.options.maxParticipants ?? services.maxParticipants,
       availableMedia: [{ label: "3", type: "text", status: "sendrecv" }],
+    });
+    this.#delivery = new ChatDelivery(services, {
+      id: record.id,
+      uri: record.uri,
+      roster: this.roster,
+      devices: this.#devices,
+      ended: () => this.#ended,
+      stopping: () => this.#stopping,
     });
     this.notifier = new ConferenceNotifier({
       ua: services.ua,
@@ -173,7 +175,7 @@ export class ChatRoom {
     // Without an outbound proxy a GRUU is not routable: those devices get their queue once
     // they subscribe again (with a Contact to reach them).
     if (this.#s.ua.options.outboundProxy === undefined) return;
-    for (const d of this.#devices.values()) if (d.present) void this.#pump(d);
+    for (const d of this.#devices.values()) if (d.present) void this.#delivery.pump(d);
   }
 
   /** Device URIs that are present (their subscription's first NOTIFY was answered). */
@@ -195,7 +197,7 @@ export class ChatRoom {
         await this.#onInvite(sr);
         return;
       case "MESSAGE":
-        await this.#onMessage(sr);
+        await this.#delivery.onMessage(sr);
         return;
       case "SUBSCRIBE":
         this.#onSubscribe(sr);
@@ -354,7 +356,7 @@ export class ChatRoom {
           return true;
         };
         if (sr.request.method === "REFER") return answer(this.#onRefer(sr, device.session));
-        if (sr.request.method === "MESSAGE") return answer(this.#onMessage(sr));
+        if (sr.request.method === "MESSAGE") return answer(this.#delivery.onMessage(sr));
         return false;
       },
       onUpdated: (request: SipRequest) => this.#onSubjectChange(device, request),
@@ -578,143 +580,7 @@ export class ChatRoom {
         () => this.#storeDevice(aor, deviceUri, undefined, "present"),
       ).catch(() => {});
     }
-    void this.#pump(device);
-  }
-
-  // ------------------------------------------------------------------------------------
-  // Messages
-
-  /**
-   * MESSAGE to the room (liblinphone server semantics): a non-participant gets 403; the
-   * message is stored for every other device before the 202, then relayed.
-   */
-  async #onMessage(sr: ServerRequest): Promise<void> {
-    const s = this.#s;
-    const req = sr.request;
-    const aor = addressOfRecord(req.from.uri);
-    if (!this.roster.user(aor)) {
-      sr.respond(403, "Forbidden (not a participant of this chat room)");
-      return;
-    }
-    const senderAddress = chatDeviceOf(req);
-    const fromText = formatUri({ ...req.from.uri, params: new Map(), headers: new Map() });
-    const sender = senderAddress?.gruu ??
-      [...this.#devices.values()].find((d) => d.aor === aor && d.localAddress === fromText)?.uri;
-    if (senderAddress) {
-      const known = this.#devices.get(senderAddress.gruu);
-      if (known) known.target = senderAddress.target;
-    }
-    // A participant with no device known yet gets it queued under its AOR: its first device
-    // takes that queue over (see #adoptAorQueue).
-    const recipients: string[] = [];
-    for (const user of this.roster.users) {
-      if (user.devices.size === 0) recipients.push(user.aor);
-      for (const uri of user.devices.keys()) if (uri !== sender) recipients.push(uri);
-    }
-    if (recipients.length > 0) {
-      try {
-        await s.store.enqueueMessage(this.id, {
-          senderAor: aor,
-          senderDevice: sender ?? null,
-          contentType: req.contentType ?? "text/plain",
-          body: req.body,
-          receivedAt: Date.now(),
-          recipients,
-        });
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err;
-        sr.respond(503, "Service Unavailable (storage)", {
-          headers: [["Retry-After", retryAfterOf(err)]],
-        });
-        return;
-      }
-    }
-    sr.respond(202, "Accepted");
-    for (const uri of recipients) {
-      const device = this.#devices.get(uri);
-      if (device?.present) void this.#pump(device);
-    }
-  }
-
-  /** Delivers a device's queue in order while it is present; stops at the first failure. */
-  async #pump(device: ChatDevice): Promise<void> {
-    if (device.pumping) {
-      device.again = true;
-      return;
-    }
-    device.pumping = true;
-    device.retry?.cancel();
-    device.retry = undefined;
-    const s = this.#s;
-    try {
-      do {
-        device.again = false;
-        const pending = await s.store.pendingMessagesFor(this.id, device.uri);
-        for (const message of pending) {
-          if (!device.present || this.#ended || this.#stopping) return;
-          if (message.receivedAt < Date.now() - s.retentionMs) continue;
-          const status = await this.#relay(device, message);
-          if (status >= 200 && status < 300 || isPermanentRefusal(status)) {
-            if (status >= 300) {
-              s.logger.info("chat message refused by a device; dropped for it", {
-                room: this.id,
-                device: device.uri,
-                status,
-              });
-            }
-            await s.persist("delivered", () => s.store.markDelivered(message.id, device.uri));
-          } else {
-            s.logger.info("chat device unreachable; messages kept until it is back", {
-              room: this.id,
-              device: device.uri,
-              status,
-            });
-            device.present = false;
-            return;
-          }
-        }
-      } while (device.again);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError && !this.#stopping && !this.#ended) {
-        device.retry = s.clock.setTimer(STORE_RETRY_MS, () => void this.#pump(device));
-      } else if (!this.#stopping) {
-        s.logger.warn("chat delivery failed", { room: this.id, error: err as Error });
-      }
-    } finally {
-      device.pumping = false;
-    }
-  }
-
-  /** One relayed MESSAGE from the room to a device; resolves with the final status. */
-  async #relay(device: ChatDevice, message: ChatMessageRecord): Promise<number> {
-    const s = this.#s;
-    let uri: SipUri;
-    let to: SipUri;
-    try {
-      uri = parseUri(device.target);
-      to = parseUri(device.localAddress ?? device.uri);
-    } catch {
-      return 400;
-    }
-    const request = s.ua.createRequest({
-      method: "MESSAGE",
-      uri,
-      from: { display: undefined, uri: parseUri(this.record.uri), params: new Map() },
-      to: { display: undefined, uri: to, params: new Map() },
-      headers: [
-        ["Content-Type", message.contentType],
-        ["Session-mode", "true"],
-        ...(message.senderAor === device.aor
-          ? [["X-fs-message-type", "chat-service"] as const]
-          : []),
-      ],
-      body: message.body,
-    });
-    try {
-      return (await s.ua.send(request).final).status;
-    } catch {
-      return 503;
-    }
+    void this.#delivery.pump(device);
   }
 
   // ------------------------------------------------------------------------------------
@@ -911,7 +777,7 @@ export class ChatRoom {
       return;
     }
     const user = this.roster.addUser(aor, display, Date.now());
-    if (user.devices.size === 0) void this.#adoptAorQueue(aor, deviceUri);
+    if (user.devices.size === 0) void this.#delivery.adoptAorQueue(aor, deviceUri);
     user.devices.set(deviceUri, {
       uri: deviceUri,
       status: "connected",
@@ -919,38 +785,6 @@ export class ChatRoom {
       joinedAt: Date.now(),
       media: TEXT_MEDIA,
     });
-  }
-
-  /**
-   * The first device of a participant takes over what was queued under its AOR while no
-   * device of it was known (copied for the device, oldest first, then released from the AOR).
-   */
-  async #adoptAorQueue(aor: string, deviceUri: string): Promise<void> {
-    const s = this.#s;
-    try {
-      await s.persist("chat-adopt", async () => {
-        for (const m of await s.store.pendingMessagesFor(this.id, aor)) {
-          await s.store.enqueueMessage(this.id, {
-            senderAor: m.senderAor,
-            senderDevice: m.senderDevice,
-            contentType: m.contentType,
-            body: m.body,
-            receivedAt: m.receivedAt,
-            recipients: [deviceUri],
-          });
-          await s.store.markDelivered(m.id, aor);
-        }
-      });
-    } catch (err) {
-      s.logger.warn("could not hand queued messages to a device", {
-        room: this.id,
-        device: deviceUri,
-        error: err as Error,
-      });
-      return;
-    }
-    const device = this.#devices.get(deviceUri);
-    if (device?.present) void this.#pump(device);
   }
 
   #participantRecord(aor: string, isAdmin: boolean, at: number) {
@@ -1003,14 +837,4 @@ export class ChatRoom {
     if (this.#ended) return;
     this.notifier.publish({ ...this.roster.snapshot(true), oneToOne: this.oneToOne });
   }
-}
-
-/**
- * A refusal that retrying will not change (the device does not want this message, e.g. 488 or
- * 415): the message is dropped for that device instead of blocking its queue. Unreachability
- * (408, 480, 404 from a proxy, 5xx) keeps it queued.
- */
-function isPermanentRefusal(status: number): boolean {
-  return status >= 400 && status < 500 && ![404, 408, 480, 481, 491].includes(status) ||
-    status >= 600 && status !== 600;
 }
