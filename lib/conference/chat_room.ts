@@ -28,10 +28,10 @@ import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
-import type { Device, DeviceDirectory, DeviceWatch } from "../registrar/device_directory.ts";
+import type { DeviceDirectory } from "../registrar/device_directory.ts";
 import { parseNameAddr } from "../sip/headers.ts";
 import type { SipRequest } from "../sip/message.ts";
-import { formatUri, parseUri, type SipUri } from "../sip/uri.ts";
+import { formatUri, type SipUri } from "../sip/uri.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import type { Flow } from "../transport/flow.ts";
 import {
@@ -42,14 +42,9 @@ import {
   gruuOf,
 } from "./chat_device.ts";
 import { ChatDelivery, retryAfterOf } from "./chat_delivery.ts";
+import { ChatInvitations } from "./chat_invitations.ts";
 import { addressOfRecord } from "./conference_uri.ts";
-import {
-  buildResourceList,
-  otherParticipants,
-  RESOURCE_LISTS_TYPE,
-  resourceListText,
-  resourceListUris,
-} from "./resource_list.ts";
+import { otherParticipants, resourceListText, resourceListUris } from "./resource_list.ts";
 import { Roster } from "./roster.ts";
 
 export { type ChatDeviceAddress, chatDeviceOf } from "./chat_device.ts";
@@ -87,10 +82,8 @@ export class ChatRoom {
   readonly notifier: ConferenceNotifier;
   readonly #s: ChatRoomServices;
   readonly #delivery: ChatDelivery;
+  readonly #invitations: ChatInvitations;
   readonly #devices = new Map<string, ChatDevice>();
-  readonly #watches = new Map<string, DeviceWatch>();
-  /** Targets being invited right now. */
-  readonly #inviting = new Set<string>();
   #ended = false;
   #stopping = false;
 
@@ -110,6 +103,26 @@ export class ChatRoom {
       devices: this.#devices,
       ended: () => this.#ended,
       stopping: () => this.#stopping,
+    });
+    this.#invitations = new ChatInvitations(services, {
+      id: record.id,
+      uri: record.uri,
+      roster: this.roster,
+      oneToOne: record.options.oneToOne === true,
+      devices: this.#devices,
+      ended: () => this.#ended,
+      stopping: () => this.#stopping,
+      contact: () => services.contactFor(this.record, undefined),
+      device: (uri, aor, target) => this.#device(uri, aor, target),
+      dialedOut: (aor, deviceUri) => {
+        this.#setRosterDevice(aor, deviceUri, "dialed-out", undefined);
+        this.#publish();
+        void services.persist("chat-device", () => this.#storeDevice(aor, deviceUri, "dialed-out"))
+          .catch(() => {});
+      },
+      sessionEnded: (device, reason) => this.#sessionEvents(device).onEnded(reason),
+      inDialogRequest: (device, sr) => this.#sessionEvents(device).onRequest(sr),
+      sessionUpdated: (device, request) => this.#onSubjectChange(device, request),
     });
     this.notifier = new ConferenceNotifier({
       ua: services.ua,
@@ -171,7 +184,7 @@ export class ChatRoom {
   /** Starts what a loaded room does on its own: delivering queues, following registrations. */
   resume(): void {
     this.#publish();
-    for (const user of this.roster.users) this.#watch(user.aor);
+    for (const user of this.roster.users) this.#invitations.watch(user.aor);
     // Without an outbound proxy a GRUU is not routable: those devices get their queue once
     // they subscribe again (with a Contact to reach them).
     if (this.#s.ua.options.outboundProxy === undefined) return;
@@ -306,8 +319,8 @@ export class ChatRoom {
     // liblinphone's server invites the devices once the creator's ACK arrived.
     this.#accept(sr, creator, device, "dialed-in", () => {
       for (const user of this.roster.users) {
-        this.#watch(user.aor);
-        void this.#inviteParticipant(user.aor, device.gruu);
+        this.#invitations.watch(user.aor);
+        void this.#invitations.inviteParticipant(user.aor, device.gruu);
       }
     });
   }
@@ -379,160 +392,6 @@ export class ChatRoom {
     }).catch(() => {});
     s.logger.info("chat room subject changed", { room: this.id, by: device.aor });
     this.#publish();
-  }
-
-  // ------------------------------------------------------------------------------------
-  // Invitations (the focus dials out to devices)
-
-  /**
-   * Invites every device of `aor` (except `skip`): those the directory knows (liblinphone's
-   * server: each registered device with `groupchat` in its specs when `check-capabilities`),
-   * else the AOR itself through the outbound proxy (which forks it to the registered devices).
-   * Without either, nothing can reach the devices: they join by INVITE to the room themselves.
-   */
-  async #inviteParticipant(aor: string, skip?: string): Promise<void> {
-    const directory = this.#s.directory();
-    const proxied = this.#s.ua.options.outboundProxy !== undefined;
-    // The AOR reaches every device of the user, the creator's own one included: only the
-    // directory can tell the creator's other devices apart.
-    const own = skip !== undefined && this.#devices.get(skip)?.aor === aor;
-    let targets: Array<{ target: string; gruu: string | undefined }> = proxied && !own
-      ? [{ target: aor, gruu: undefined }]
-      : [];
-    if (directory) {
-      try {
-        targets = (await directory.devicesOf(aor)).filter((d) => this.#capable(d)).map((d) =>
-          this.#targetOf(aor, d)
-        );
-      } catch (err) {
-        this.#s.logger.warn("device directory unavailable", {
-          room: this.id,
-          aor,
-          error: err as Error,
-        });
-      }
-    }
-    for (const { target, gruu } of targets) {
-      if (gruu !== undefined && gruu === skip) continue;
-      const known = [...this.#devices.values()].find((d) => d.uri === gruu || d.target === target);
-      if (known?.uri !== skip && !known?.session) void this.#inviteDevice(aor, target, gruu);
-    }
-  }
-
-  /**
-   * Where a directory device is reached: its GRUU through the outbound proxy, else straight
-   * at its registered contact; and its GRUU (from its instance id when it has no `gr`).
-   */
-  #targetOf(aor: string, d: Device): { target: string; gruu: string | undefined } {
-    const proxied = this.#s.ua.options.outboundProxy !== undefined;
-    let gruu: string | undefined;
-    try {
-      gruu = gruuOf(aor, parseUri(d.uri));
-    } catch {
-      gruu = undefined;
-    }
-    if (gruu === undefined && d.instance !== undefined) gruu = `${aor};gr=${d.instance}`;
-    return { target: proxied ? d.uri : d.contact, gruu };
-  }
-
-  /** Config `check-capabilities`: a device that announces specs without groupchat is skipped. */
-  #capable(d: Device): boolean {
-    return !this.#s.checkCapabilities || d.specs === undefined || /\bgroupchat\b/.test(d.specs);
-  }
-
-  /** INVITE from the room to one device (or AOR), with the others as a resource list. */
-  async #inviteDevice(aor: string, target: string, gruu?: string): Promise<void> {
-    const s = this.#s;
-    let uri: SipUri;
-    try {
-      uri = parseUri(target);
-    } catch {
-      return;
-    }
-    if (this.#inviting.has(target)) return;
-    this.#inviting.add(target);
-    const others = this.roster.users.map((u) => u.aor).filter((a) => a !== aor);
-    const room = parseUri(this.record.uri);
-    const holder: { device?: ChatDevice } = {};
-    let result;
-    try {
-      result = await InviteSession.dial(s.ua, {
-        uri,
-        from: { display: undefined, uri: room, params: new Map() },
-        to: { display: undefined, uri, params: new Map() },
-        contact: `${s.contactFor(this.record, undefined)};text`,
-        offer: undefined,
-        content: {
-          type: RESOURCE_LISTS_TYPE,
-          body: new TextEncoder().encode(buildResourceList(others)),
-        },
-        headers: [
-          ["Subject", this.roster.subject],
-          ["Content-Disposition", "recipient-list-history; handling=optional"],
-          ...(this.oneToOne ? [["One-To-One-Chat-Room", "true"] as const] : []),
-        ],
-      }, {
-        onOffer: () => ({ status: 488, reason: "Not Acceptable Here (chat rooms have no media)" }),
-        onEnded: (reason) => {
-          const d = holder.device;
-          if (d) this.#sessionEvents(d).onEnded(reason);
-        },
-        onRequest: (sr) => {
-          const d = holder.device;
-          return d ? this.#sessionEvents(d).onRequest(sr) : false;
-        },
-        onUpdated: (request) => {
-          const d = holder.device;
-          if (d) this.#onSubjectChange(d, request);
-        },
-      });
-    } finally {
-      this.#inviting.delete(target);
-    }
-    if (!result.session) {
-      s.logger.info("chat room invitation failed", {
-        room: this.id,
-        target,
-        status: result.response.status,
-      });
-      return;
-    }
-    if (this.#ended || !this.roster.user(aor)) {
-      void result.session.bye().catch(() => {});
-      return;
-    }
-    const answered = contactUri(result.response);
-    const deviceUri = gruu ?? (answered ? gruuOf(aor, answered) : undefined) ??
-      gruuOf(aor, uri) ?? (answered ? formatUri(answered) : target);
-    const device = this.#device(deviceUri, aor, answered ? formatUri(answered) : target);
-    if (gruuOf(aor, uri) === undefined) device.localAddress = formatUri(uri);
-    holder.device = device;
-    device.session?.abandon();
-    device.session = result.session;
-    this.#setRosterDevice(aor, deviceUri, "dialed-out", undefined);
-    this.#publish();
-    void s.persist("chat-device", () => this.#storeDevice(aor, deviceUri, "dialed-out"))
-      .catch(() => {});
-  }
-
-  /** Follows the registrations of a participant: a new device is invited (Flexisip). */
-  #watch(aor: string): void {
-    const directory = this.#s.directory();
-    if (!directory || this.#watches.has(aor)) return;
-    this.#watches.set(
-      aor,
-      directory.watch(aor, (event) => {
-        if (this.#ended || this.#stopping || !this.roster.user(aor)) return;
-        for (const change of event.changes) {
-          if (change.kind !== "added" || !this.#capable(change.device)) continue;
-          const { target, gruu } = this.#targetOf(aor, change.device);
-          const known = [...this.#devices.values()].find((d) =>
-            d.uri === gruu || d.target === target
-          );
-          if (!known?.session) void this.#inviteDevice(aor, target, gruu);
-        }
-      }),
-    );
   }
 
   // ------------------------------------------------------------------------------------
@@ -637,8 +496,8 @@ export class ChatRoom {
       }
       this.roster.addUser(aor, undefined, now);
       this.#publish();
-      this.#watch(aor);
-      void this.#inviteParticipant(aor);
+      this.#invitations.watch(aor);
+      void this.#invitations.inviteParticipant(aor);
     }
     this.#answerRefer(sr, session, status);
   }
@@ -683,8 +542,7 @@ export class ChatRoom {
       void device?.session?.bye([["Reason", `SIP;cause=200;text="${reason}"`]]).catch(() => {});
     }
     const { promoted } = this.roster.removeUser(aor);
-    this.#watches.get(aor)?.close();
-    this.#watches.delete(aor);
+    this.#invitations.unwatch(aor);
     const s = this.#s;
     void s.persist("leave", () => s.store.removeParticipant(this.id, aor)).catch(() => {});
     if (promoted) this.#storeAdmins();
@@ -702,7 +560,7 @@ export class ChatRoom {
     if (this.#ended) return;
     this.#ended = true;
     const s = this.#s;
-    this.#closeWatches();
+    this.#invitations.closeWatches();
     // Devices are told without waiting for their answers (one that never answers must not
     // hold the deletion for a transaction timeout).
     void this.notifier.close("noresource");
@@ -727,7 +585,7 @@ export class ChatRoom {
    */
   shutdown(): void {
     this.#stopping = true;
-    this.#closeWatches();
+    this.#invitations.closeWatches();
     for (const device of this.#devices.values()) {
       device.retry?.cancel();
       device.session?.abandon();
@@ -737,11 +595,6 @@ export class ChatRoom {
   }
 
   // ------------------------------------------------------------------------------------
-
-  #closeWatches(): void {
-    for (const w of this.#watches.values()) w.close();
-    this.#watches.clear();
-  }
 
   /** The device with this GRUU (created if new); `target` updates where it is reached. */
   #device(uri: string, aor: string, target: string | undefined): ChatDevice {
