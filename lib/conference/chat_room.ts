@@ -24,14 +24,12 @@ import type { Clock } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import { InviteSession, type SessionEndReason } from "../dialog/invite_session.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
-import { Subscription } from "../dialog/subscription.ts";
 import type { UserAgent } from "../dialog/user_agent.ts";
 import type { MediaSnapshot } from "../events/conference_info.ts";
 import { ConferenceNotifier } from "../events/notifier.ts";
 import type { DeviceDirectory } from "../registrar/device_directory.ts";
-import { parseNameAddr } from "../sip/headers.ts";
 import type { SipRequest } from "../sip/message.ts";
-import { formatUri, type SipUri } from "../sip/uri.ts";
+import { formatUri } from "../sip/uri.ts";
 import type { ConferenceRecord, Store } from "../storage/store.ts";
 import type { Flow } from "../transport/flow.ts";
 import {
@@ -43,6 +41,7 @@ import {
 } from "./chat_device.ts";
 import { ChatDelivery, retryAfterOf } from "./chat_delivery.ts";
 import { ChatInvitations } from "./chat_invitations.ts";
+import { type ChatReferHost, handleChatRefer } from "./chat_refer.ts";
 import { addressOfRecord } from "./conference_uri.ts";
 import { otherParticipants, resourceListText, resourceListUris } from "./resource_list.ts";
 import { Roster } from "./roster.ts";
@@ -83,6 +82,7 @@ export class ChatRoom {
   readonly #s: ChatRoomServices;
   readonly #delivery: ChatDelivery;
   readonly #invitations: ChatInvitations;
+  readonly #refer: ChatReferHost;
   readonly #devices = new Map<string, ChatDevice>();
   #ended = false;
   #stopping = false;
@@ -124,6 +124,25 @@ export class ChatRoom {
       inDialogRequest: (device, sr) => this.#sessionEvents(device).onRequest(sr),
       sessionUpdated: (device, request) => this.#onSubjectChange(device, request),
     });
+    this.#refer = {
+      ua: services.ua,
+      roster: this.roster,
+      oneToOne: record.options.oneToOne === true,
+      contact: (flow) => services.contactFor(this.record, flow),
+      remove: (aor, reason) => this.removeParticipant(aor, reason),
+      adminsChanged: () => {
+        this.#storeAdmins();
+        this.#publish();
+      },
+      storeParticipant: (aor, at) =>
+        services.store.upsertParticipant(this.#participantRecord(aor, false, at)),
+      added: (aor, at) => {
+        this.roster.addUser(aor, undefined, at);
+        this.#publish();
+        this.#invitations.watch(aor);
+        void this.#invitations.inviteParticipant(aor);
+      },
+    };
     this.notifier = new ConferenceNotifier({
       ua: services.ua,
       contact: services.contactFor(record, undefined),
@@ -216,7 +235,7 @@ export class ChatRoom {
         this.#onSubscribe(sr);
         return;
       case "REFER":
-        await this.#onRefer(sr, undefined);
+        await handleChatRefer(this.#refer, sr, undefined);
         return;
       default:
         sr.respond(405, undefined, {
@@ -368,7 +387,9 @@ export class ChatRoom {
           });
           return true;
         };
-        if (sr.request.method === "REFER") return answer(this.#onRefer(sr, device.session));
+        if (sr.request.method === "REFER") {
+          return answer(handleChatRefer(this.#refer, sr, device.session));
+        }
         if (sr.request.method === "MESSAGE") return answer(this.#delivery.onMessage(sr));
         return false;
       },
@@ -440,92 +461,6 @@ export class ChatRoom {
       ).catch(() => {});
     }
     void this.#delivery.pump(device);
-  }
-
-  // ------------------------------------------------------------------------------------
-  // REFER: add, remove, admin (admins only)
-
-  async #onRefer(sr: ServerRequest, session: InviteSession | undefined): Promise<void> {
-    const s = this.#s;
-    const req = sr.request;
-    const referrer = addressOfRecord(req.from.uri);
-    if (!this.roster.user(referrer)?.admin) {
-      sr.respond(403, "Forbidden (only chat room admins may do that)");
-      return;
-    }
-    let target: SipUri;
-    let admin: string | null | undefined;
-    try {
-      const referTo = req.headers.get("Refer-To");
-      if (referTo === undefined) throw new SyntaxError("missing Refer-To");
-      const na = parseNameAddr(referTo, "Refer-To");
-      target = na.uri;
-      admin = target.params.get("admin") ?? na.params.get("admin");
-    } catch (err) {
-      sr.respond(400, `Bad Request (${(err as Error).message})`);
-      return;
-    }
-    const method = (target.params.get("method") ?? "INVITE").toUpperCase();
-    const aor = addressOfRecord(target);
-    let status = 200;
-    if (method === "BYE") {
-      status = this.removeParticipant(aor, "Removed from chat room") ? 200 : 404;
-    } else if (admin !== undefined && admin !== null) {
-      if (!this.roster.user(aor)) status = 404;
-      else if (this.roster.setAdmin(aor, admin === "true" || admin === "1")) {
-        this.#storeAdmins();
-        this.#publish();
-      }
-    } else if (!this.roster.user(aor)) {
-      if (this.oneToOne) {
-        sr.respond(403, "Forbidden (a one-to-one chat room has two participants)");
-        return;
-      }
-      if (this.roster.users.length >= this.roster.maxParticipants) {
-        sr.respond(486, "Busy Here (chat room full)");
-        return;
-      }
-      const now = Date.now();
-      try {
-        await s.store.upsertParticipant(this.#participantRecord(aor, false, now));
-      } catch (err) {
-        sr.respond(503, "Service Unavailable (storage)", {
-          headers: [["Retry-After", retryAfterOf(err)]],
-        });
-        return;
-      }
-      this.roster.addUser(aor, undefined, now);
-      this.#publish();
-      this.#invitations.watch(aor);
-      void this.#invitations.inviteParticipant(aor);
-    }
-    this.#answerRefer(sr, session, status);
-  }
-
-  /** 202 and the final sipfrag NOTIFY of the REFER's implicit subscription (RFC 3515 §2.4.4). */
-  #answerRefer(sr: ServerRequest, session: InviteSession | undefined, status: number): void {
-    const contact = this.#s.contactFor(this.record, sr.flow);
-    const options = {
-      event: "refer",
-      minExpires: 60,
-      maxExpires: 600,
-      defaultExpires: 60,
-      contact,
-      events: { onRefresh: () => {}, onTerminated: () => {} },
-    };
-    let sub: Subscription;
-    if (session) {
-      sub = Subscription.implicit(this.#s.ua, session.dialog, session.flow, options);
-      sr.respond(202);
-    } else {
-      sub = Subscription.forRefer(this.#s.ua, sr, options);
-      sr.respond(202, undefined, { headers: [["Contact", contact]] });
-    }
-    const reason = status === 200 ? "OK" : "Not Found";
-    void sub.notify({
-      contentType: "message/sipfrag;version=2.0",
-      body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
-    }, "noresource");
   }
 
   /**

@@ -46,44 +46,12 @@ export function handleRefer(
     sr.respond(403, "Forbidden (only conference admins may do that)");
     return;
   }
-  const referTo = req.headers.get("Refer-To");
-  let target: SipUri;
-  let admin: string | null | undefined;
-  try {
-    if (referTo === undefined) throw new SyntaxError("missing Refer-To");
-    const na = parseNameAddr(referTo, "Refer-To");
-    target = na.uri;
-    admin = target.params.get("admin") ?? na.params.get("admin");
-  } catch (err) {
-    sr.respond(400, `Bad Request (${(err as Error).message})`);
-    return;
-  }
-  const method = (target.params.get("method") ?? "INVITE")?.toUpperCase();
-  const aor = addressOfRecord(target);
-  const subOptions = {
-    event: "refer",
-    minExpires: 60,
-    maxExpires: 600,
-    defaultExpires: 60,
-    contact: host.contact(sr.flow),
-    events: { onRefresh: () => {}, onTerminated: () => {} },
-  };
-  let sub: Subscription;
-  if (session) {
-    sub = Subscription.implicit(host.ua, session.dialog, session.flow, subOptions);
-    sr.respond(202);
-  } else {
-    sub = Subscription.forRefer(host.ua, sr, subOptions);
-    sr.respond(202, undefined, { headers: [["Contact", subOptions.contact]] });
-  }
+  const refer = readReferTo(sr);
+  if (refer === undefined) return;
+  const { target, admin, method, aor } = refer;
+  const sub = acceptRefer(host.ua, sr, session, host.contact(sr.flow));
   const frag = (status: number, reason: string, final: boolean) =>
-    sub.notify(
-      {
-        contentType: "message/sipfrag;version=2.0",
-        body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
-      },
-      final ? "noresource" : undefined,
-    );
+    notifyReferOutcome(sub, status, reason, final);
 
   if (admin !== undefined && admin !== null && method !== "BYE") {
     const known = host.setAdmin(aor, admin === "true" || admin === "1");
@@ -102,4 +70,82 @@ export function handleRefer(
   void host.dialOut(cleanTarget, formatUri(req.from.uri)).then((status) => {
     void frag(status, status >= 200 && status < 300 ? "OK" : "Failed", true);
   }).catch(() => void frag(500, "Server Internal Error", true));
+}
+
+/**
+ * Answers a REFER with 202 and opens its implicit subscription (RFC 3515 §2.4.4): in the
+ * referrer's INVITE dialog when the REFER came inside `session`, else in a dialog of its own
+ * (whose 202 carries our `contact`).
+ */
+export function acceptRefer(
+  ua: UserAgent,
+  sr: ServerRequest,
+  session: InviteSession | undefined,
+  contact: string,
+): Subscription {
+  const options = {
+    event: "refer",
+    minExpires: 60,
+    maxExpires: 600,
+    defaultExpires: 60,
+    contact,
+    events: { onRefresh: () => {}, onTerminated: () => {} },
+  };
+  if (session) {
+    const sub = Subscription.implicit(ua, session.dialog, session.flow, options);
+    sr.respond(202);
+    return sub;
+  }
+  const sub = Subscription.forRefer(ua, sr, options);
+  sr.respond(202, undefined, { headers: [["Contact", contact]] });
+  return sub;
+}
+
+/**
+ * A `message/sipfrag` NOTIFY of a REFER's outcome (RFC 3515 §2.4.5, RFC 3420); `final` ends the
+ * subscription (`noresource`).
+ */
+export function notifyReferOutcome(
+  sub: Subscription,
+  status: number,
+  reason: string,
+  final: boolean,
+): ReturnType<Subscription["notify"]> {
+  return sub.notify(
+    {
+      contentType: "message/sipfrag;version=2.0",
+      body: new TextEncoder().encode(`SIP/2.0 ${status} ${reason}\r\n`),
+    },
+    final ? "noresource" : undefined,
+  );
+}
+
+/** What a REFER asks of the focus (RFC 4579 §5.5): its `Refer-To`, read. */
+export interface ReferTo {
+  /** The Refer-To URI. */
+  readonly target: SipUri;
+  /** Its address of record. */
+  readonly aor: string;
+  /** Its `method` parameter, upper case (`INVITE` when absent). */
+  readonly method: string;
+  /** Its `admin` parameter (in the URI or as a header parameter), if any. */
+  readonly admin: string | null | undefined;
+}
+
+/** Reads a REFER's `Refer-To` (RFC 3515 §2.1); answers 400 and returns undefined when bad. */
+export function readReferTo(sr: ServerRequest): ReferTo | undefined {
+  let target: SipUri;
+  let admin: string | null | undefined;
+  try {
+    const referTo = sr.request.headers.get("Refer-To");
+    if (referTo === undefined) throw new SyntaxError("missing Refer-To");
+    const na = parseNameAddr(referTo, "Refer-To");
+    target = na.uri;
+    admin = target.params.get("admin") ?? na.params.get("admin");
+  } catch (err) {
+    sr.respond(400, `Bad Request (${(err as Error).message})`);
+    return undefined;
+  }
+  const method = (target.params.get("method") ?? "INVITE").toUpperCase();
+  return { target, aor: addressOfRecord(target), method, admin };
 }
