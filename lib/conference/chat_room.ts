@@ -17,6 +17,10 @@
  *   so nothing accepted is lost (503 + Retry-After while storage is down), then relayed as a new
  *   MESSAGE from the room to each present device, delivery recorded per device; the sender's
  *   own other devices get it with `X-fs-message-type: chat-service`.
+ *
+ * Its parts: device addresses (`chat_device.ts`), message acceptance and delivery
+ * (`chat_delivery.ts`), invitations of devices (`chat_invitations.ts`), admins' REFERs
+ * (`chat_refer.ts`).
  * @module
  */
 
