@@ -24,10 +24,19 @@
  * session, `media-socket=ffi` vs `deno`; ranges over runs, see bench/README.md): ffi
  * 0.19–0.33 / 0.13–0.23 / 0.13–0.14 % of a core and 216–263 / 263–457 / 276–288 KiB RSS per
  * participant at N = 100 / 200 / 400 (with `--v8-flags=--max-semi-space-size=8`, as
- * `deno task start` runs it: 0.19–0.27 / 0.16–0.17 / 0.12 % and 216–220 / 178–185 / 185–235
- * KiB); deno 0.31–0.55 / 0.23–0.33 / 0.20–0.23 % and
+ * an earlier `deno task start` ran it: 0.19–0.27 / 0.16–0.17 / 0.12 % and 216–220 / 178–185 /
+ * 185–235 KiB; adding `--memory-saver-mode`, as `deno task start` now does, brought RSS to
+ * 116–141 / 39–46 / 32–55 KiB, see bench/README.md); deno 0.31–0.55 / 0.23–0.33 / 0.20–0.23 % and
  * 411–452 / 483–504 / 396–436 KiB. `sipp -sn uas -rtp_echo` as a stand-in target: 0.03 % and
  * ~4 KiB.
+ *
+ * Memory composition: after each window the script splits the server's RSS from
+ * `/proc/<pid>/status` and `/proc/<pid>/smaps` (RssAnon/RssFile; glibc malloc's brk heap and
+ * per-thread arenas vs the other anonymous mappings, i.e. V8's pages and stacks). With the
+ * server started as `deno run --preload bench/memory_probe.ts ...` and `CONCLAVE_MEMORY_LOG=F`
+ * in its environment, `--memory-log F` adds `Deno.memoryUsage()` and V8's heap spaces; with
+ * `--v8-flags=--expose-gc` too, `--force-gc` makes the server do a full GC after each window
+ * and prints the live heap (this changes what the next size starts from).
  *
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart
