@@ -24,10 +24,19 @@
  * session, `media-socket=ffi` vs `deno`; ranges over runs, see bench/README.md): ffi
  * 0.19–0.33 / 0.13–0.23 / 0.13–0.14 % of a core and 216–263 / 263–457 / 276–288 KiB RSS per
  * participant at N = 100 / 200 / 400 (with `--v8-flags=--max-semi-space-size=8`, as
- * `deno task start` runs it: 0.19–0.27 / 0.16–0.17 / 0.12 % and 216–220 / 178–185 / 185–235
- * KiB); deno 0.31–0.55 / 0.23–0.33 / 0.20–0.23 % and
+ * an earlier `deno task start` ran it: 0.19–0.27 / 0.16–0.17 / 0.12 % and 216–220 / 178–185 /
+ * 185–235 KiB; adding `--memory-saver-mode`, as `deno task start` now does, brought RSS to
+ * 116–141 / 39–46 / 32–55 KiB, see bench/README.md); deno 0.31–0.55 / 0.23–0.33 / 0.20–0.23 % and
  * 411–452 / 483–504 / 396–436 KiB. `sipp -sn uas -rtp_echo` as a stand-in target: 0.03 % and
  * ~4 KiB.
+ *
+ * Memory composition: after each window the script splits the server's RSS from
+ * `/proc/<pid>/status` and `/proc/<pid>/smaps` (RssAnon/RssFile; glibc malloc's brk heap and
+ * per-thread arenas vs the other anonymous mappings, i.e. V8's pages and stacks). With the
+ * server started as `deno run --preload bench/memory_probe.ts ...` and `CONCLAVE_MEMORY_LOG=F`
+ * in its environment, `--memory-log F` adds `Deno.memoryUsage()` and V8's heap spaces; with
+ * `--v8-flags=--expose-gc` too, `--force-gc` makes the server do a full GC after each window
+ * and prints the live heap (this changes what the next size starts from).
  *
  * SIPp 3.6 notes: all calls of one SIPp process send RTP from the same media socket (-mp), so
  * the silent callers share one source address (distinct SSRCs); the server tells them apart
@@ -66,6 +75,10 @@ interface LoadOptions {
   readonly measureSec: number;
   readonly netns: boolean;
   readonly json: string | undefined;
+  /** `CONCLAVE_MEMORY_LOG` file of the server's `bench/memory_probe.ts`, read after each window. */
+  readonly memoryLog: string | undefined;
+  /** After each window, SIGUSR2 the server for a full GC (probe + --expose-gc) and log it. */
+  readonly forceGc: boolean;
 }
 
 function parseOptions(args: readonly string[]): LoadOptions {
@@ -80,7 +93,7 @@ function parseOptions(args: readonly string[]): LoadOptions {
     console.error(
       "usage: load_conference.ts --server CMD --target HOST:PORT --uri SIP_URI " +
         "[--sizes 100,200,400] [--transport t1|u1] [--rate 50] [--settle 3] [--measure 10] " +
-        "[--no-netns] [--json FILE]",
+        "[--no-netns] [--json FILE] [--memory-log FILE [--force-gc]]",
     );
     Deno.exit(2);
   }
@@ -99,6 +112,8 @@ function parseOptions(args: readonly string[]): LoadOptions {
     measureSec: Number(get("measure") ?? 10),
     netns: !args.includes("--no-netns"),
     json: get("json"),
+    memoryLog: get("memory-log"),
+    forceGc: args.includes("--force-gc"),
   };
 }
 
@@ -123,6 +138,106 @@ export async function sampleProcess(pid: number): Promise<ProcessSample> {
   const rss = Number(status.match(/^VmRSS:\s+(\d+) kB/m)?.[1] ?? NaN);
   const threads = Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? NaN);
   return { ticks: utime + stime, systemTicks: stime, rssKiB: rss, threads, at: performance.now() };
+}
+
+/** Where a process's resident memory sits, from `/proc/<pid>/status` and `/proc/<pid>/smaps`. */
+export interface MemoryComposition {
+  /** Anonymous resident memory (RssAnon): heaps, stacks, V8 pages, malloc arenas. */
+  readonly anonKiB: number;
+  /** File-backed resident memory (RssFile): the executable, shared libraries. */
+  readonly fileKiB: number;
+  /** glibc malloc's main arena (the `[heap]` brk area), resident. */
+  readonly brkHeapKiB: number;
+  /** glibc malloc's per-thread arenas (64 MiB-aligned anonymous reservations), resident. */
+  readonly arenasKiB: number;
+  /** Number of per-thread malloc arenas found. */
+  readonly arenas: number;
+  /** Other anonymous resident memory: V8's heap pages, code space, thread stacks, Rust mmaps. */
+  readonly otherAnonKiB: number;
+}
+
+const ARENA_SIZE = 64 * 1024 * 1024;
+
+/**
+ * Splits the resident memory of `pid` into glibc malloc (brk heap and per-thread arenas, which
+ * glibc reserves as 64 MiB-aligned 64 MiB mappings: an rw part and a PROT_NONE rest), the
+ * other anonymous mappings (V8's heap and code pages, stacks) and file-backed pages.
+ */
+export async function memoryComposition(pid: number): Promise<MemoryComposition> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const field = (name: string) =>
+    Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
+  const smaps = await Deno.readTextFile(`/proc/${pid}/smaps`);
+  interface Mapping {
+    start: number;
+    end: number;
+    perms: string;
+    path: string;
+    rss: number;
+  }
+  const maps: Mapping[] = [];
+  for (const line of smaps.split("\n")) {
+    const header = line.match(/^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$/);
+    if (header) {
+      maps.push({
+        start: parseInt(header[1]!, 16),
+        end: parseInt(header[2]!, 16),
+        perms: header[3]!,
+        path: header[4]!.trim(),
+        rss: 0,
+      });
+      continue;
+    }
+    const rss = line.match(/^Rss:\s+(\d+) kB/);
+    if (rss && maps.length > 0) maps[maps.length - 1]!.rss = Number(rss[1]);
+  }
+  let brk = 0, arenasKiB = 0, arenas = 0, otherAnon = 0;
+  for (let i = 0; i < maps.length; i++) {
+    const m = maps[i]!;
+    if (m.path === "[heap]") {
+      brk += m.rss;
+      continue;
+    }
+    if (m.path !== "") continue;
+    const next = maps[i + 1];
+    const reservationEnd = next && next.path === "" && next.start === m.end &&
+        next.perms.startsWith("---")
+      ? next.end
+      : m.end;
+    if (
+      m.start % ARENA_SIZE === 0 && m.perms.startsWith("rw") &&
+      reservationEnd - m.start === ARENA_SIZE
+    ) {
+      arenasKiB += m.rss;
+      arenas++;
+      if (reservationEnd !== m.end) i++;
+      continue;
+    }
+    otherAnon += m.rss;
+  }
+  return {
+    anonKiB: field("RssAnon"),
+    fileKiB: field("RssFile"),
+    brkHeapKiB: brk,
+    arenasKiB,
+    arenas,
+    otherAnonKiB: otherAnon,
+  };
+}
+
+/** Last line of the server's `bench/memory_probe.ts` log, if it writes one. */
+async function lastProbe(
+  path: string | undefined,
+  afterGc = false,
+): Promise<Record<string, number> | undefined> {
+  if (!path) return undefined;
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const lines = text.trim().split("\n").filter((l) => !afterGc || l.includes('"gc":true'));
+  try {
+    return JSON.parse(lines[lines.length - 1]!) as Record<string, number>;
+  } catch {
+    return undefined;
+  }
 }
 
 let clockTicks: number | undefined;
@@ -182,6 +297,12 @@ interface SizeResult {
   readonly rssPerParticipantKiB: number;
   readonly threads: number;
   readonly callerCpuPercent: number;
+  /** Where the RSS sits at the end of the window (KiB). */
+  readonly memory: MemoryComposition;
+  /** `Deno.memoryUsage()` of the server at the end of the window, if probed (bytes). */
+  readonly probe: Record<string, number> | undefined;
+  /** The same after a forced full GC (`--force-gc`): the live heap. */
+  readonly probeAfterGc: Record<string, number> | undefined;
 }
 
 async function countJoined(callers: readonly SippProcess[]): Promise<number> {
@@ -252,6 +373,15 @@ async function runSize(
   await delay(options.measureSec * 1000);
   const after = await sampleProcess(serverPid);
   const callersAfter = await sumCallerTicks(callers);
+  const memory = await memoryComposition(serverPid);
+  const probe = await lastProbe(options.memoryLog);
+  let probeAfterGc: Record<string, number> | undefined;
+  if (options.forceGc) {
+    // The probe (run with --expose-gc) answers SIGUSR2 with a full GC and a "gc" line.
+    Deno.kill(serverPid, "SIGUSR2");
+    await delay(1500);
+    probeAfterGc = await lastProbe(options.memoryLog, true);
+  }
   const results = await Promise.all(callers.map((c) => c.result));
   const cpu = await cpuPercent(before, after);
   return {
@@ -269,7 +399,26 @@ async function runSize(
     rssPerParticipantKiB: (after.rssKiB - baseline.rssKiB) / n,
     threads: after.threads,
     callerCpuPercent: await cpuPercent(callersBefore, callersAfter),
+    memory,
+    probe,
+    probeAfterGc,
   };
+}
+
+function describeMemory(m: MemoryComposition, probe: Record<string, number> | undefined): string {
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
+  const v8 = probe
+    ? `; V8 heapTotal ${mib(probe.heapTotal! / 1024)} used ${mib(probe.heapUsed! / 1024)} ` +
+      `external ${mib(probe.external! / 1024)}; spaces (size/used MiB) ` +
+      ["new_space", "old_space", "code_space", "large_object_space", "new_large_object_space"]
+        .map((s) =>
+          `${s.replace("_space", "")} ${mib((probe[`${s}_size`] ?? 0) / 1024)}/${
+            mib((probe[`${s}_used`] ?? 0) / 1024)
+          }`
+        ).join(" ")
+    : "";
+  return `anon ${mib(m.anonKiB)} MiB (malloc brk ${mib(m.brkHeapKiB)} + ${m.arenas} arenas ` +
+    `${mib(m.arenasKiB)}, other anon ${mib(m.otherAnonKiB)}), file ${mib(m.fileKiB)}${v8}`;
 }
 
 async function main(options: LoadOptions): Promise<void> {
@@ -295,6 +444,9 @@ async function main(options: LoadOptions): Promise<void> {
     await delay(options.measureSec * 1000);
     const idleEnd = await sampleProcess(serverPid);
     const idleCpu = await cpuPercent(idleStart, idleEnd);
+    const idleMemory = await memoryComposition(serverPid);
+    const idleProbe = await lastProbe(options.memoryLog);
+    console.log(`idle memory: ${describeMemory(idleMemory, idleProbe)}`);
     console.log(
       `server pid ${serverPid}: idle ${idleCpu.toFixed(2)} % of a core, ` +
         `RSS ${(idleEnd.rssKiB / 1024).toFixed(1)} MiB (baseline); work dir ${work}`,
@@ -320,6 +472,15 @@ async function main(options: LoadOptions): Promise<void> {
           `${row.rssPerParticipantKiB.toFixed(1)} KiB/participant over baseline; ` +
           `threads ${row.threads}; SIPp callers ${row.callerCpuPercent.toFixed(1)} %`,
       );
+      console.log(`N=${n} memory: ${describeMemory(row.memory, row.probe)}`);
+      if (row.probeAfterGc) {
+        const live = row.probeAfterGc;
+        console.log(
+          `N=${n} after a full GC: heapUsed ${(live.heapUsed! / 1048576).toFixed(1)} MiB, ` +
+            `external ${(live.external! / 1048576).toFixed(1)} MiB, ` +
+            `rss ${(live.rss! / 1048576).toFixed(1)} MiB`,
+        );
+      }
       // Let the previous conference drain (BYEs, ports released) before the next size.
       await delay(3000);
       if (!(await boundPorts(protocol)).has(port)) throw new Error("server stopped listening");
@@ -351,7 +512,11 @@ async function main(options: LoadOptions): Promise<void> {
     if (options.json) {
       await Deno.writeTextFile(
         options.json,
-        JSON.stringify({ idleCpuPercent: idleCpu, idleRssKiB: idleEnd.rssKiB, rows }, null, 2),
+        JSON.stringify(
+          { idleCpuPercent: idleCpu, idleRssKiB: idleEnd.rssKiB, idleMemory, idleProbe, rows },
+          null,
+          2,
+        ),
       );
     }
   } finally {
