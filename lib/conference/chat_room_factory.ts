@@ -10,6 +10,7 @@
  * @module
  */
 
+import { SingleFlight } from "./single_flight.ts";
 import type { TimerHandle } from "../config/clock.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
 import { optionTags } from "../dialog/user_agent.ts";
@@ -65,7 +66,7 @@ export class ChatRoomFactory {
   readonly #o: ChatRoomFactoryOptions;
   readonly #services: ChatRoomServices;
   readonly #live = new Map<string, ChatRoom>();
-  readonly #loading = new Map<string, Promise<ChatRoom | undefined>>();
+  readonly #loading = new SingleFlight<ChatRoom | undefined>();
   #purgeTimer: TimerHandle | undefined;
   #stopping = false;
 
@@ -124,24 +125,16 @@ export class ChatRoomFactory {
   find(id: string): Promise<ChatRoom | undefined> {
     const live = this.#live.get(id);
     if (live) return Promise.resolve(live);
-    const pending = this.#loading.get(id);
-    if (pending) return pending;
-    const loading = (async () => {
-      try {
-        const record = await this.#o.store.getConference(id);
-        if (!record || record.kind !== "chat" || record.endedAt !== null) return undefined;
-        const again = this.#live.get(id);
-        if (again) return again;
-        const room = await ChatRoom.load(record, this.#services);
-        this.#live.set(id, room);
-        room.resume();
-        return room;
-      } finally {
-        this.#loading.delete(id);
-      }
-    })();
-    this.#loading.set(id, loading);
-    return loading;
+    return this.#loading.run(id, async () => {
+      const record = await this.#o.store.getConference(id);
+      if (!record || record.kind !== "chat" || record.endedAt !== null) return undefined;
+      const again = this.#live.get(id);
+      if (again) return again;
+      const room = await ChatRoom.load(record, this.#services);
+      this.#live.set(id, room);
+      room.resume();
+      return room;
+    });
   }
 
   /** INVITE to a factory asking for a chat room (see {@link isChatRoomCreation}). */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { SingleFlight } from "./single_flight.ts";
 import type { Clock, TimerHandle } from "../config/clock.ts";
 import type { Logger } from "../config/log.ts";
 import type { ServerRequest } from "../dialog/server_request.ts";
@@ -104,7 +105,7 @@ const DURABLE_RETRY_MAX_MS = 30_000;
 export class Focus implements RequestHandler {
   readonly #o: FocusOptions;
   readonly #live = new Map<string, Conference>();
-  readonly #loading = new Map<string, Promise<Conference | number>>();
+  readonly #loading = new SingleFlight<Conference | number>();
   readonly #services: ConferenceServices;
   #purgeTimer: TimerHandle | undefined;
   readonly #durableWaits = new Set<() => void>();
@@ -370,25 +371,17 @@ export class Focus implements RequestHandler {
   #load(id: string): Promise<Conference | number> {
     const live = this.#live.get(id);
     if (live) return Promise.resolve(live);
-    const pending = this.#loading.get(id);
-    if (pending) return pending;
-    const loading = (async () => {
-      try {
-        const record = await this.#o.store.getConference(id);
-        if (!record) return 404;
-        if (record.endedAt !== null) return 410;
-        const again = this.#live.get(id);
-        if (again) return again;
-        const conference = new Conference(record, this.#services);
-        this.#live.set(id, conference);
-        this.#o.logger.info("conference restored from storage", { conference: id });
-        return conference;
-      } finally {
-        this.#loading.delete(id);
-      }
-    })();
-    this.#loading.set(id, loading);
-    return loading;
+    return this.#loading.run(id, async () => {
+      const record = await this.#o.store.getConference(id);
+      if (!record) return 404;
+      if (record.endedAt !== null) return 410;
+      const again = this.#live.get(id);
+      if (again) return again;
+      const conference = new Conference(record, this.#services);
+      this.#live.set(id, conference);
+      this.#o.logger.info("conference restored from storage", { conference: id });
+      return conference;
+    });
   }
 
   /** The conference of a dial-in room, created on first use (RFC 4353 §3.1). */
