@@ -322,3 +322,53 @@ export async function hasBinary(name: string): Promise<boolean> {
     return false;
   }
 }
+
+/** What a real-peer test needs from this machine. */
+export interface PeerNeeds {
+  /** A loopback-only network namespace (baresip/liblinphone bind every interface). */
+  readonly namespace?: boolean;
+  /** Programs on PATH. */
+  readonly binaries?: readonly string[];
+  /** Modules in /usr/lib/baresip/modules. */
+  readonly baresipModules?: readonly string[];
+  /** Shared libraries that must load (dlopen). */
+  readonly libraries?: readonly string[];
+  /** Other files, with what provides them. */
+  readonly files?: readonly { readonly path: string; readonly from: string }[];
+}
+
+/** The needs of a real-peer test this machine does not meet (empty: all met). */
+export async function peerProblems(needs: PeerNeeds): Promise<string[]> {
+  const problems: string[] = [];
+  if (needs.namespace) {
+    const ns = await loopbackNamespaceProblem();
+    if (ns) problems.push(ns);
+  }
+  for (const binary of needs.binaries ?? []) {
+    if (!(await hasBinary(binary))) problems.push(`${binary} not installed`);
+  }
+  const exists = async (path: string) => {
+    try {
+      await Deno.stat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const module of needs.baresipModules ?? []) {
+    if (!(await exists(`/usr/lib/baresip/modules/${module}`))) {
+      problems.push(`baresip module ${module} missing`);
+    }
+  }
+  for (const library of needs.libraries ?? []) {
+    try {
+      Deno.dlopen(library, {}).close();
+    } catch {
+      problems.push(`${library} not installed`);
+    }
+  }
+  for (const file of needs.files ?? []) {
+    if (!(await exists(file.path))) problems.push(`${file.path} missing (${file.from})`);
+  }
+  return problems;
+}

@@ -17,29 +17,17 @@
 
 import assert from "node:assert/strict";
 import type { MixOutcome, MixParticipantOutcome, MixPlan } from "../_helpers/conference_mix.ts";
-import {
-  denoRunCommand,
-  hasBinary,
-  loopbackNamespaceProblem,
-  runInLoopbackNamespace,
-} from "../_helpers/netns.ts";
+import { denoRunCommand, peerProblems, runInLoopbackNamespace } from "../_helpers/netns.ts";
 import { analyzeTones, describeTones, toneProblems } from "../_helpers/tones.ts";
 import { durationSeconds, readWav, toMono } from "../_helpers/wav.ts";
 
 const REQUIRE = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 const DRIVER = new URL("../_helpers/conference_mix.ts", import.meta.url).pathname;
 
-async function missing(): Promise<string | undefined> {
-  const problems: string[] = [];
-  const ns = await loopbackNamespaceProblem();
-  if (ns) problems.push(ns);
-  for (const binary of ["baresip", "linphonec", "sipp"]) {
-    if (!(await hasBinary(binary))) problems.push(`${binary} not installed`);
-  }
-  return problems.length > 0 ? problems.join("; ") : undefined;
-}
-
-const problem = await missing();
+const problem =
+  (await peerProblems({ namespace: true, binaries: ["baresip", "linphonec", "sipp"] })).join(
+    "; ",
+  ) || undefined;
 const ignore = problem !== undefined && !REQUIRE;
 if (ignore) {
   console.warn(

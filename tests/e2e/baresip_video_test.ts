@@ -13,33 +13,17 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  denoRunCommand,
-  hasBinary,
-  loopbackNamespaceProblem,
-  runInLoopbackNamespace,
-} from "../_helpers/netns.ts";
+import { denoRunCommand, peerProblems, runInLoopbackNamespace } from "../_helpers/netns.ts";
 import type { VideoOutcome, VideoPlan } from "../_helpers/video_conference_run.ts";
 
 const REQUIRE = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 const DRIVER = new URL("../_helpers/video_conference_run.ts", import.meta.url).pathname;
 
-async function missing(): Promise<string | undefined> {
-  const problems: string[] = [];
-  const ns = await loopbackNamespaceProblem();
-  if (ns) problems.push(ns);
-  if (!(await hasBinary("baresip"))) problems.push("baresip not installed");
-  for (const module of ["vp8.so", "fakevideo.so", "rtcpsummary.so"]) {
-    try {
-      await Deno.stat(`/usr/lib/baresip/modules/${module}`);
-    } catch {
-      problems.push(`baresip module ${module} missing`);
-    }
-  }
-  return problems.length > 0 ? problems.join("; ") : undefined;
-}
-
-const problem = await missing();
+const problem = (await peerProblems({
+  namespace: true,
+  binaries: ["baresip"],
+  baresipModules: ["vp8.so", "fakevideo.so", "rtcpsummary.so"],
+})).join("; ") || undefined;
 const ignore = problem !== undefined && !REQUIRE;
 if (ignore) {
   console.warn(

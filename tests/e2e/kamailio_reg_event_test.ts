@@ -21,7 +21,7 @@ import type { Device, DeviceEvent } from "../../lib/registrar/device_directory.t
 import { RoutingDeviceDirectory } from "../../lib/registrar/device_directory.ts";
 import type { RegEventDirectory } from "../../lib/registrar/reg_event_subscriber.ts";
 import { startTestServer, type TestServer } from "../_helpers/test_server.ts";
-import { freePort, hasBinary } from "../_helpers/netns.ts";
+import { freePort, peerProblems } from "../_helpers/netns.ts";
 import { runSipp, scenarioPath, type SippResult } from "../_helpers/sipp.ts";
 import {
   cleanDomain,
@@ -36,27 +36,16 @@ const REQUIRE = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 const FOREIGN = "kam.test";
 const MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
 
-async function missing(): Promise<string[]> {
-  const found: string[] = [];
-  for (const binary of ["kamailio", "sipp"]) {
-    if (!await hasBinary(binary)) found.push(`${binary} not installed`);
-  }
-  for (const path of [`${MODULES}/presence_reginfo.so`, `${MODULES}/pua_reginfo.so`]) {
-    try {
-      await Deno.stat(path);
-    } catch {
-      found.push(`${path} missing (Debian package kamailio-presence-modules)`);
-    }
-  }
-  try {
-    await Deno.stat(`${DBTEXT_TABLES}/presentity`);
-  } catch {
-    found.push(`${DBTEXT_TABLES}/presentity missing (Debian package kamailio)`);
-  }
-  return found;
-}
-
-const problems = await missing();
+const problems = await peerProblems({
+  binaries: ["kamailio", "sipp"],
+  files: [
+    ...[`${MODULES}/presence_reginfo.so`, `${MODULES}/pua_reginfo.so`].map((path) => ({
+      path,
+      from: "Debian package kamailio-presence-modules",
+    })),
+    { path: `${DBTEXT_TABLES}/presentity`, from: "Debian package kamailio" },
+  ],
+});
 if (problems.length > 0 && !REQUIRE) {
   console.warn(
     `\n!!! kamailio reg-event test: IGNORED — ${problems.join("; ")}. ` +

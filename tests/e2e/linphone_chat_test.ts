@@ -7,30 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  denoRunCommand,
-  hasBinary,
-  loopbackNamespaceProblem,
-  runInLoopbackNamespace,
-} from "../_helpers/netns.ts";
+import { denoRunCommand, peerProblems, runInLoopbackNamespace } from "../_helpers/netns.ts";
 
 const REQUIRE = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 const DRIVER = new URL("./_linphone_chat_scenario.ts", import.meta.url).pathname;
 
-async function missing(): Promise<string[]> {
-  const found: string[] = [];
-  const ns = await loopbackNamespaceProblem();
-  if (ns) found.push(ns);
-  if (!(await hasBinary("kamailio"))) found.push("kamailio not installed");
-  try {
-    Deno.dlopen("liblinphone.so.10", {}).close();
-  } catch {
-    found.push("liblinphone.so.10 not installed");
-  }
-  return found;
-}
-
-const problems = await missing();
+const problems = await peerProblems({
+  namespace: true,
+  binaries: ["kamailio"],
+  libraries: ["liblinphone.so.10"],
+});
 if (problems.length > 0 && !REQUIRE) {
   console.warn(
     `\n!!! linphone chat test: IGNORED — ${problems.join("; ")}. ` +

@@ -24,34 +24,16 @@
 
 import assert from "node:assert/strict";
 import type { LinphoneVideoOutcome, LinphoneVideoPlan } from "./_linphone_video_scenario.ts";
-import {
-  denoRunCommand,
-  hasBinary,
-  loopbackNamespaceProblem,
-  runInLoopbackNamespace,
-} from "../_helpers/netns.ts";
+import { denoRunCommand, peerProblems, runInLoopbackNamespace } from "../_helpers/netns.ts";
 
 const REQUIRE = Deno.env.get("CONCLAVE_REQUIRE_SERVICES") === "1";
 const DRIVER = new URL("./_linphone_video_scenario.ts", import.meta.url).pathname;
 
-async function missing(): Promise<string | undefined> {
-  const problems: string[] = [];
-  const ns = await loopbackNamespaceProblem();
-  if (ns) problems.push(ns);
-  for (const binary of ["kamailio", "linphonec", "baresip"]) {
-    if (!(await hasBinary(binary))) problems.push(`${binary} not installed`);
-  }
-  for (const module of ["vp8.so", "fakevideo.so", "rtcpsummary.so"]) {
-    try {
-      await Deno.stat(`/usr/lib/baresip/modules/${module}`);
-    } catch {
-      problems.push(`baresip module ${module} missing`);
-    }
-  }
-  return problems.length > 0 ? problems.join("; ") : undefined;
-}
-
-const problem = await missing();
+const problem = (await peerProblems({
+  namespace: true,
+  binaries: ["kamailio", "linphonec", "baresip"],
+  baresipModules: ["vp8.so", "fakevideo.so", "rtcpsummary.so"],
+})).join("; ") || undefined;
 const ignore = problem !== undefined && !REQUIRE;
 if (ignore) {
   console.warn(
