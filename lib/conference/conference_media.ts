@@ -100,11 +100,6 @@ export class ConferenceMedia {
     return this.#keyFrameInfo.sent;
   }
 
-  /** Whether someone sends video (the conference "has video"). */
-  get hasVideo(): boolean {
-    return this.#video.hasVideo;
-  }
-
   /** RFC 4575 `available-media` now. */
   availableMedia(): AvailableMediaSnapshot[] {
     return this.#video.availableMedia(this.#host.mediaTypes);
@@ -172,11 +167,6 @@ export class ConferenceMedia {
     if (!this.#audio) return false;
     this.#audio.setMuted(call.id, muted);
     return true;
-  }
-
-  /** Whether the call's audio is in the mix. */
-  get mixing(): boolean {
-    return this.#audio !== undefined;
   }
 
   /** Plays an announcement tone to everyone. */

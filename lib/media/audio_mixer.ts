@@ -48,7 +48,8 @@ import {
   type EncoderOptions,
 } from "./codecs/codec.ts";
 import type { LazyFrame } from "./codecs/lazy_decoder.ts";
-import { ContributingSources, NO_CSRCS } from "./contributing_sources.ts";
+import { ContributingSources } from "./contributing_sources.ts";
+import { NO_CSRCS } from "./rtp.ts";
 import { softClip } from "./soft_clip.ts";
 import { encoderKey, encodeSafely, OwnEncoder } from "./own_encoder.ts";
 import { generateTone, type ToneName, TonePlayer } from "./tones.ts";

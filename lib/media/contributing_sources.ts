@@ -6,11 +6,10 @@
  * @module
  */
 
+import { NO_CSRCS } from "./rtp.ts";
+
 /** RFC 3550 §5.1: the CSRC count is 4 bits. */
 export const MAX_CSRCS = 15;
-
-/** The empty list (shared). */
-export const NO_CSRCS: readonly number[] = Object.freeze([]);
 
 /** A mixed speaker as the lists see it. */
 export interface ContributingSpeaker {

@@ -56,8 +56,8 @@ export interface RtpPacket {
   readonly paddingSize?: number;
 }
 
-const EMPTY_CSRCS: readonly number[] = Object.freeze([]);
-const NO_CSRCS = EMPTY_CSRCS;
+/** The empty CSRC list (shared: packets without contributing sources). */
+export const NO_CSRCS: readonly number[] = Object.freeze([]);
 const EMPTY_EXTENSIONS: readonly RtpHeaderExtension[] = Object.freeze([]);
 
 /**
@@ -74,7 +74,7 @@ export function parseRtp(bytes: Uint8Array): RtpPacket | null {
   const csrcCount = b0 & 0x0f;
   let offset = RTP_HEADER_SIZE + csrcCount * 4;
   if (offset > length) return null;
-  let csrcs = EMPTY_CSRCS;
+  let csrcs = NO_CSRCS;
   if (csrcCount > 0) {
     const list: number[] = [];
     for (let i = RTP_HEADER_SIZE; i < offset; i += 4) list.push(readU32(bytes, i));

@@ -21,6 +21,7 @@ import {
   serializeRtcp,
 } from "./rtcp.ts";
 import {
+  NO_CSRCS,
   parseRtp,
   RTP_HEADER_SIZE,
   type RtpHeaderExtension,
@@ -120,7 +121,6 @@ export interface RtpSessionStats {
 
 /** Largest payload sent through {@link SCRATCH}. */
 const MAX_SCRATCH_PAYLOAD = 1500;
-const NO_CSRCS: readonly number[] = Object.freeze([]);
 /**
  * One buffer for outgoing RTP packets without header extensions (up to 15 CSRCs) on sockets
  * whose `send` is done with the data when it returns (the libc backend): no allocation per
