@@ -169,9 +169,9 @@ export class ConferenceMedia {
     return true;
   }
 
-  /** Plays an announcement tone to everyone. */
+  /** Plays an announcement tone to everyone, when announcements are on (config). */
   playTone(tone: ToneName): void {
-    this.#audio?.playTone(tone);
+    if (this.#s.announcements) this.#audio?.playTone(tone);
   }
 
   /**

@@ -443,7 +443,7 @@ export const SCHEMA: Schema = {
         name: "announcements",
         type: boolType(),
         default: "false",
-        doc: "Play a short tone to the conference when a participant joins or leaves.",
+        doc: "Play short tones: join/leave to everyone, alone to a lone participant, lock/unlock.",
       },
     },
   },
